@@ -1,0 +1,1 @@
+"""The public GlobalEnvironment API: pydantic models and the CRD generated from them."""

@@ -1,0 +1,1 @@
+"""kopf handlers: thin adapters from kopf events to services."""

@@ -1,0 +1,56 @@
+"""Prometheus metrics: one registry of names, shared by every layer.
+
+Labels stay low-cardinality on purpose: no image names, object names or Renku ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+PREFIX = "renku_env_operator"
+
+RECONCILES = Counter(
+    f"{PREFIX}_reconciles_total",
+    "Reconciliations by handler and result (success, retry, error).",
+    ["handler", "result"],
+)
+RECONCILE_DURATION = Histogram(
+    f"{PREFIX}_reconcile_duration_seconds",
+    "Time spent in one reconciliation, by handler.",
+    ["handler"],
+)
+SMOKE_TESTS = Counter(
+    f"{PREFIX}_smoke_tests_total",
+    "Finished smoke tests by result reason (Passed or a failure reason).",
+    ["reason"],
+)
+SMOKE_TEST_DURATION = Histogram(
+    f"{PREFIX}_smoke_test_duration_seconds",
+    "Duration of a smoke test from pod creation to verdict.",
+    buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 420, 600),
+)
+RENKU_REQUESTS = Counter(
+    f"{PREFIX}_renku_requests_total",
+    "Requests to Renku's environments API by method and HTTP status ('error' without one).",
+    ["method", "status"],
+)
+RENKU_REQUEST_DURATION = Histogram(
+    f"{PREFIX}_renku_request_duration_seconds",
+    "Duration of requests to Renku's environments API by method.",
+    ["method"],
+)
+REGISTRY_REQUESTS = Counter(
+    f"{PREFIX}_registry_requests_total",
+    "Requests to container registries by method and HTTP status ('error' without one).",
+    ["method", "status"],
+)
+GLOBAL_ENVIRONMENTS = Gauge(
+    f"{PREFIX}_globalenvironments",
+    "GlobalEnvironments handled by this operator, by Ready condition status.",
+    ["ready"],
+)
+AVAILABLE_UPDATES = Gauge(
+    f"{PREFIX}_available_image_updates",
+    "GlobalEnvironments whose image has a newer version in the allowed range.",
+)
+BUILD_INFO = Info(f"{PREFIX}_build", "Version of the running operator.")

@@ -1,0 +1,1 @@
+"""Orchestration: combines domain functions with client I/O. Knows nothing of kopf."""
