@@ -1,0 +1,191 @@
+"""The `status` of a GlobalEnvironment: what the operator observed and did.
+
+Written only by the operator, through the status subresource. Shapes follow Kubernetes API
+conventions (metav1.Condition, observedGeneration, RFC 3339 times as strings).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .spec import ApiModel
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+CheckResult = Literal["Passed", "Failed", "Warning", "Skipped"]
+
+
+class Condition(ApiModel):
+    """A metav1.Condition: the latest observation of one aspect of the object."""
+
+    type: str = Field(max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
+    """Condition type: Ready (summary), Validated, ImageVerified, SmokeTested or Synced."""
+
+    status: ConditionStatus
+    """True, False or Unknown (work still pending)."""
+
+    reason: str = Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """CamelCase reason; the README lists each one with how to fix it."""
+
+    message: str = Field(max_length=32768)
+    """Human-readable details: what happened and what to do."""
+
+    last_transition_time: str
+    """When status last changed (RFC 3339)."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    """metadata.generation this condition was set for."""
+
+
+class CheckStatus(ApiModel):
+    """The result of one smoke-test or image check."""
+
+    name: str
+    """Check name, e.g. Pull, Ready, Stable, SessionUrl, User, MountWritable."""
+
+    result: CheckResult
+    """Passed, Failed, Warning or Skipped."""
+
+    message: str = ""
+    """What was seen, and for failures and warnings what to fix."""
+
+
+class SmokeTestStatus(ApiModel):
+    """The latest smoke test of this environment."""
+
+    result: Literal["Pending", "Running", "Passed", "Failed", "Disabled"]
+    """Pending (waiting for a free slot), Running, Passed, Failed or Disabled."""
+
+    reason: str = ""
+    """Specific reason, e.g. Passed, ImageNotFound, CrashedOnStart, NeverReady."""
+
+    message: str = ""
+    """What happened and what to fix."""
+
+    generation: int | None = None
+    """metadata.generation of the spec that was tested."""
+
+    image: str | None = None
+    """The image that was tested, pinned to its digest when known."""
+
+    pod_name: str | None = None
+    """Name of the smoke-test pod (kept for a while after a failure, for kubectl logs)."""
+
+    started_at: str | None = None
+    """When the smoke-test pod was created (RFC 3339)."""
+
+    finished_at: str | None = None
+    """When the verdict was reached (RFC 3339)."""
+
+    duration_seconds: float | None = None
+    """From pod creation to verdict."""
+
+    checks: list[CheckStatus] = Field(default_factory=list)
+    """Every check that ran, with its result."""
+
+
+class ImageFinding(ApiModel):
+    """A registry check's finding about the image."""
+
+    check: str
+    """The check, e.g. Platforms, User, Port, WorkingDirectory, Entrypoint, TagPolicy."""
+
+    severity: Literal["Error", "Warning"]
+    """Error blocks publishing; Warning is reported only."""
+
+    reason: str
+    """CamelCase reason."""
+
+    message: str
+    """What was found and what to do."""
+
+
+class ImageStatus(ApiModel):
+    """What the registry says about spec.image."""
+
+    reference: str | None = None
+    """The normalised reference that was checked."""
+
+    digest: str | None = None
+    """Digest the tag pointed to at the last check; the smoke test runs exactly this."""
+
+    platforms: list[str] = Field(default_factory=list)
+    """Platforms the image offers, e.g. linux/amd64."""
+
+    checked_at: str | None = None
+    """When the registry was last asked (RFC 3339)."""
+
+    findings: list[ImageFinding] = Field(default_factory=list)
+    """Errors and warnings from the image checks."""
+
+    latest_version: str | None = None
+    """Highest tag in the allowed update range, when newer than the current tag."""
+
+    available_updates: list[str] = Field(default_factory=list)
+    """Newer tags in the allowed range, highest first (at most 10)."""
+
+    update_test: SmokeTestStatus | None = None
+    """Smoke test of latestVersion, when spec.imagePolicy.testUpdates is true."""
+
+
+class PublishedStatus(ApiModel):
+    """The version of the spec that is live in Renku (the last known good)."""
+
+    generation: int
+    """metadata.generation that was published."""
+
+    image: str
+    """container_image as sent to Renku."""
+
+    time: str
+    """When it was published (RFC 3339)."""
+
+    fingerprint: str
+    """Hash of the Renku payload that was published; drift is measured against it."""
+
+
+class CreateAttemptStatus(ApiModel):
+    """Bookkeeping for a create whose answer may have been lost: prevents a duplicate."""
+
+    started_at: str
+    """When the create request was sent (RFC 3339)."""
+
+    fingerprint: str
+    """Hash of the payload that was sent."""
+
+
+class GlobalEnvironmentStatus(ApiModel):
+    """Observed state, written by the operator."""
+
+    observed_generation: int | None = None
+    """The metadata.generation the operator has fully processed."""
+
+    conditions: Annotated[
+        list[Condition],
+        Field(
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            }
+        ),
+    ] = Field(default_factory=list)
+    """Ready (summary) and the specific conditions behind it."""
+
+    renku_id: str | None = None
+    """Id of the environment in Renku's registry."""
+
+    last_sync_time: str | None = None
+    """When Renku was last confirmed to match the declared state (RFC 3339)."""
+
+    published: PublishedStatus | None = None
+    """What is live in Renku."""
+
+    create_attempt: CreateAttemptStatus | None = None
+    """Set while a create in Renku is unconfirmed."""
+
+    smoke_test: SmokeTestStatus | None = None
+    """The latest smoke test."""
+
+    image: ImageStatus | None = None
+    """Registry facts and checks for spec.image."""

@@ -1,0 +1,156 @@
+"""Operator settings: environment variables (prefix RENKU_ENV_OPERATOR_) and CLI flags.
+
+Loaded and checked once at start-up; a bad value stops the start with a message naming the
+setting. The prefix is deliberately distinctive: Kubernetes injects `<SERVICE>_PORT` variables,
+so a plain `RENKU_` prefix would collide with a Service called `renku`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "RENKU_ENV_OPERATOR_"
+OPERATOR_NAME = "renku-env-operator"
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting of the operator, with its environment variable RENKU_ENV_OPERATOR_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # --- Kubernetes ---
+    namespaces: CommaList = Field(default_factory=list)
+    """Namespaces to watch for GlobalEnvironments, comma-separated; empty watches all (needs
+    cluster-wide RBAC)."""
+    operator_namespace: str = Field(
+        default="default",
+        validation_alias=AliasChoices(
+            "operator_namespace", f"{ENV_PREFIX}OPERATOR_NAMESPACE", "POD_NAMESPACE"
+        ),
+    )
+    """Namespace the operator runs in (from the downward API's POD_NAMESPACE)."""
+    liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    """kopf liveness endpoint; empty disables it."""
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    """Port of the Prometheus /metrics endpoint; 0 disables it."""
+    log_format: Literal["plain", "full", "json"] = "plain"
+    """Log format: plain, full (with timestamps and object) or json (one object per line)."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level."""
+    peering: str | None = None
+    """kopf peering name for HA mode (several replicas, one active); empty runs standalone."""
+    watch_server_timeout_seconds: int = Field(default=300, ge=10)
+    """Server-side watch timeout: streams are re-established at least this often, so a silent
+    stream (a dead load balancer) cannot hide changes for longer."""
+    watch_client_timeout_seconds: int = Field(default=330, ge=10)
+    """Client-side watch timeout, a little longer than the server's."""
+
+    # --- Renku ---
+    renku_url: AnyHttpUrl | None = None
+    """Renku data service root, e.g. http://renku-data-service.renku.svc/api/data or
+    https://renku.example.org/api/data."""
+    renku_credentials_secret: str | None = None
+    """Name of the Secret with the Renku credentials (keys `token`, or `clientId`,
+    `clientSecret` and `tokenUrl`)."""
+    renku_credentials_namespace: str | None = None
+    """Namespace of that Secret; default: the operator's namespace."""
+    renku_token: SecretStr | None = None
+    """A static bearer token instead of a Secret (for development only)."""
+    renku_ca_bundle: Path | None = None
+    """CA bundle (PEM) for Renku's TLS certificate; default: the system's."""
+    renku_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Timeout of one request to Renku."""
+    renku_retry_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts for a transient failure of one Renku request, within one reconcile."""
+    drift_interval_seconds: float = Field(default=300.0, ge=1)
+    """How often Renku is compared with the declared state (one list request per interval)."""
+    delete_attempts: int = Field(default=10, ge=1)
+    """Reconcile attempts to clean up Renku when a GlobalEnvironment is deleted; after that it
+    stays blocked with a condition saying how to release it."""
+    retry_backoff_seconds: float = Field(default=15.0, gt=0)
+    """Delay before a failed reconcile is retried."""
+
+    # --- Smoke tests ---
+    smoke_namespace: str | None = None
+    """Namespace for smoke-test pods; default: the operator's namespace."""
+    smoke_timeout_seconds: int = Field(default=300, ge=10)
+    """Default time a smoke pod may take to become ready (spec.smokeTest.timeoutSeconds wins)."""
+    smoke_stable_seconds: int = Field(default=20, ge=0)
+    """Default time a pod must stay ready with no restart (spec.smokeTest.stableSeconds wins)."""
+    smoke_max_concurrent: int = Field(default=2, ge=1)
+    """Smoke pods running at once; the rest wait their turn."""
+    smoke_keep_failed_seconds: int = Field(default=3600, ge=0)
+    """How long a failed smoke pod is kept for `kubectl logs` before it is deleted."""
+    smoke_cpu_request: str = "100m"
+    """CPU request of a smoke pod."""
+    smoke_memory_request: str = "256Mi"
+    """Memory request of a smoke pod."""
+    smoke_cpu_limit: str = "1"
+    """CPU limit of a smoke pod."""
+    smoke_memory_limit: str = "2Gi"
+    """Memory limit of a smoke pod."""
+    smoke_node_selector: dict[str, str] = Field(default_factory=dict)
+    """Node selector for smoke pods, as JSON (e.g. GPU images need GPU nodes)."""
+    smoke_tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    """Tolerations for smoke pods, as a JSON list."""
+    smoke_poll_seconds: float = Field(default=2.0, gt=0)
+    """How often a running smoke test looks at its pod."""
+
+    # --- Images ---
+    image_checks: bool = True
+    """Check images in their registry (public, digest, platforms, config, updates)."""
+    image_check_interval_seconds: float = Field(default=3600.0, ge=10)
+    """How often tags are re-resolved (moved tags, new versions)."""
+    tag_policy: Literal["Warn", "Error"] = "Warn"
+    """What a `latest` or non-semver tag is: a warning or an error that blocks publishing."""
+    node_architectures: CommaList = Field(default_factory=list)
+    """CPU architectures of the cluster's nodes (e.g. amd64,arm64); empty reads them from the
+    nodes (needs list permission on nodes) or skips the check."""
+    registry_insecure_hosts: CommaList = Field(default_factory=list)
+    """Registry hosts spoken to over plain HTTP (tests, local mirrors)."""
+    registry_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Timeout of one registry request."""
+
+    @field_validator("namespaces", "node_architectures", "registry_insecure_hosts", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def smoke_pod_namespace(self) -> str:
+        return self.smoke_namespace or self.operator_namespace
+
+    @property
+    def credentials_namespace(self) -> str:
+        return self.renku_credentials_namespace or self.operator_namespace
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the environment variable."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with CLI flags as overrides."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise SettingsError(describe_settings_error(exc)) from None
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"])
+        env = field if field.isupper() else f"{ENV_PREFIX}{field.upper()}"
+        # Never echo what might be a secret.
+        shown = "" if "token" in field.lower() else f" (got {error.get('input')!r})"
+        lines.append(f"setting {env}: {error['msg']}{shown}")
+    return "invalid operator settings:\n  " + "\n  ".join(lines)
