@@ -1,0 +1,32 @@
+"""The `renku-env-operator` command: run, validate, crd."""
+
+from __future__ import annotations
+
+import click
+import yaml
+
+from .. import __version__
+from ..api.crd import build_crd
+from .run import run_command
+from .validate import validate_command
+
+
+def render_crd() -> str:
+    """The CRD as YAML, exactly as stored in crds/ and the Helm chart."""
+    return yaml.safe_dump(build_crd(), sort_keys=False, width=100)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="renku-env-operator")
+def main() -> None:
+    """Manage Renku global session environments as Kubernetes resources."""
+
+
+@main.command("crd")
+def crd_command() -> None:
+    """Print the GlobalEnvironment CustomResourceDefinition."""
+    click.echo(render_crd(), nl=False)
+
+
+main.add_command(validate_command)
+main.add_command(run_command)
