@@ -8,12 +8,28 @@ from ..config import SettingsError, load_settings
 
 
 @click.command("run")
-@click.option("--namespace", "-n", "namespaces", multiple=True, help="Namespace to watch (repeat); default: all.")
-@click.option("--renku-url", help="Renku data service root, e.g. https://renku.example.org/api/data.")
-@click.option("--liveness", "liveness_endpoint", help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz.")
-@click.option("--metrics-port", type=int, help="Port of the Prometheus /metrics endpoint; 0 disables it.")
+@click.option(
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    help="Namespace to watch (repeat); default: all.",
+)
+@click.option(
+    "--renku-url", help="Renku data service root, e.g. https://renku.example.org/api/data."
+)
+@click.option(
+    "--liveness",
+    "liveness_endpoint",
+    help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz.",
+)
+@click.option(
+    "--metrics-port", type=int, help="Port of the Prometheus /metrics endpoint; 0 disables it."
+)
 @click.option("--log-format", type=click.Choice(["plain", "full", "json"]), help="Log format.")
-@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), help="Log level.")
+@click.option(
+    "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), help="Log level."
+)
 @click.option("--peering", help="kopf peering name for HA mode.")
 def run_command(namespaces: tuple[str, ...], **flags: object) -> None:
     """Run the operator. Every flag also has an environment variable RENKU_ENV_OPERATOR_<NAME>."""

@@ -50,6 +50,7 @@ def set_condition(
     reason: str,
     message: str,
     generation: int | None,
+    *,
     at: str | None = None,
 ) -> list[Condition]:
     """Conditions with one of them set; lastTransitionTime moves only when status changes."""

@@ -81,7 +81,7 @@ def validate_manifest(document: Mapping[str, Any]) -> list[Problem]:
 def validate_spec(spec: Mapping[str, Any]) -> tuple[GlobalEnvironmentSpec | None, list[Problem]]:
     """The operator's check of a live object's spec (the API server already applied the CRD)."""
     try:
-        parsed = GlobalEnvironmentSpec.model_validate(spec)
+        parsed = GlobalEnvironmentSpec.model_validate(dict(spec))
     except ValidationError as exc:
         return None, [Problem(("spec", *p.path), p.message) for p in _from_pydantic(exc)]
     return parsed, spec_warnings(parsed)
@@ -121,7 +121,7 @@ def spec_warnings(spec: GlobalEnvironmentSpec) -> list[Problem]:
 
 def _inside(path: str, parent: str) -> bool:
     path, parent = path.rstrip("/") or "/", parent.rstrip("/") or "/"
-    return parent == "/" or path == parent or path.startswith(parent + "/")
+    return parent in {"/", path} or path.startswith(parent + "/")
 
 
 def _from_pydantic(exc: ValidationError) -> list[Problem]:
@@ -146,7 +146,9 @@ def _explain(err: ErrorDetails) -> str:
     if kind in {"int_type", "bool_type", "string_type", "list_type", "model_type", "dict_type"}:
         return f"{msg}, got {type(err['input']).__name__} {err['input']!r}: remove the quotes or fix the type"
     if kind == "string_pattern_mismatch" and err["loc"][-1] == "renkuId":
-        return "must be a Renku environment id: 26 upper-case characters (a ULID) from the admin panel"
+        return (
+            "must be a Renku environment id: 26 upper-case characters (a ULID) from the admin panel"
+        )
     return msg
 
 

@@ -1,0 +1,109 @@
+"""kopf handlers for GlobalEnvironment: thin adapters around the reconciler."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from .. import metrics
+from ..api import crd
+from ..config import Settings
+from ..services.reconciler import ObjectRef, Outcome
+from .context import OperatorContext
+
+RESOURCE = (crd.GROUP, crd.VERSION, crd.PLURAL)
+
+
+def _context(memo: kopf.Memo) -> OperatorContext:
+    context = memo["context"]
+    if not isinstance(context, OperatorContext):
+        raise kopf.PermanentError("operator context missing: start-up did not finish")
+    return context
+
+
+def _ref(body: kopf.Body) -> ObjectRef:
+    meta = body.metadata
+    return ObjectRef(
+        namespace=str(meta.namespace),
+        name=str(meta.name),
+        uid=str(meta.uid),
+        generation=int(meta.get("generation") or 1),
+    )
+
+
+def _claimed(index: kopf.Index[str, str], ref: ObjectRef) -> set[str]:
+    """Renku ids that other GlobalEnvironments own."""
+    return {renku_id for renku_id, owners in index.items() if any(o != ref.uid for o in owners)}
+
+
+def apply_outcome(
+    body: kopf.Body, patch: kopf.Patch, outcome: Outcome, old: Mapping[str, Any]
+) -> None:
+    new_status = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    for key, value in new_status.items():
+        if old.get(key) != value:
+            patch.status[key] = value
+    for key in old:
+        if key not in new_status:
+            patch.status[key] = None
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+
+
+async def reconcile(
+    handler: str,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    renku_ids: kopf.Index[str, str],
+) -> None:
+    context = _context(memo)
+    ref = _ref(body)
+    started, result = time.monotonic(), "error"
+    try:
+        outcome = await context.reconciler.reconcile(
+            ref, body.spec, body.status, _claimed(renku_ids, ref)
+        )
+        apply_outcome(body, patch, outcome, body.status)
+        result = "success"
+    finally:
+        metrics.RECONCILES.labels(handler, result).inc()
+        metrics.RECONCILE_DURATION.labels(handler).observe(time.monotonic() - started)
+
+
+def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
+    @kopf.index(*RESOURCE, id="renku_ids", registry=registry)
+    def renku_ids(body: kopf.Body, **_: Any) -> dict[str, str] | None:
+        renku_id = body.status.get("renkuId") or body.spec.get("renkuId")
+        return {str(renku_id): str(body.metadata.uid)} if renku_id else None
+
+    @kopf.on.resume(*RESOURCE, id="reconcile", registry=registry)
+    @kopf.on.create(*RESOURCE, id="reconcile", registry=registry)
+    @kopf.on.update(*RESOURCE, id="reconcile", field="spec", registry=registry)
+    async def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        await reconcile("change", body, patch, memo, kwargs["renku_ids"])
+
+    @kopf.timer(
+        *RESOURCE,
+        id="tick",
+        interval=config.smoke_poll_seconds,
+        initial_delay=config.smoke_poll_seconds,
+        registry=registry,
+    )
+    async def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        await reconcile("timer", body, patch, memo, kwargs["renku_ids"])
+
+    @kopf.on.delete(*RESOURCE, id="retire", registry=registry)
+    async def on_delete(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
+    ) -> None:
+        context = _context(memo)
+        ref = _ref(body)
+        outcome = await context.reconciler.retire(ref, body.spec, body.status, attempt=retry + 1)
+        apply_outcome(body, patch, outcome, body.status)
+        if outcome.retry_after is not None:
+            raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
+        context.reconciler.forget(ref.uid)

@@ -1,0 +1,122 @@
+"""Start-up: kopf's own settings, and the clients the operator needs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from .. import metrics
+from ..api import crd
+from ..clients.globalenvironments import GlobalEnvironmentStatusWriter
+from ..clients.renku import RenkuClient
+from ..clients.renku_auth import Credentials, StaticToken, auth_for, credentials_from_secret_data
+from ..config import OPERATOR_NAME, Settings, SettingsError
+from ..services.publishing import Publisher
+from ..services.reconciler import ObjectRef, Reconciler
+from ..services.renku_sync import RenkuSnapshot, RenkuSync
+from .context import OperatorContext
+
+FINALIZER = f"{crd.PLURAL}.{crd.GROUP}/finalizer"
+ANNOTATION_PREFIX = f"env-operator.{crd.GROUP}"
+log = logging.getLogger(__name__)
+
+
+def configure_kopf(settings: kopf.OperatorSettings, config: Settings) -> None:
+    """kopf's settings, chosen on purpose rather than left at kopf's defaults."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.reporting_component = OPERATOR_NAME
+    settings.posting.level = logging.WARNING  # Events come from the reconciler, not from logs.
+    settings.watching.server_timeout = config.watch_server_timeout_seconds
+    settings.watching.client_timeout = config.watch_client_timeout_seconds
+    settings.watching.connect_timeout = 30
+    settings.batching.error_delays = (1, 5, 15, 30, 60)
+    settings.scanning.disabled = bool(config.namespaces)
+    settings.peering.standalone = config.peering is None
+    if config.peering:
+        settings.peering.name = config.peering
+        settings.peering.mandatory = True
+
+
+def load_api_client() -> k8s.ApiClient:
+    try:
+        k8s_config.load_incluster_config()
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config()
+    return k8s.ApiClient()
+
+
+async def load_credentials(config: Settings, api_client: k8s.ApiClient) -> Credentials:
+    if config.renku_token is not None:
+        return StaticToken(token=config.renku_token)
+    if not config.renku_credentials_secret:
+        raise SettingsError(
+            "no Renku credentials: set RENKU_ENV_OPERATOR_RENKU_CREDENTIALS_SECRET to the name of "
+            "a Secret with key 'token' (or 'clientId', 'clientSecret', 'tokenUrl')"
+        )
+    name, namespace = config.renku_credentials_secret, config.credentials_namespace
+    try:
+        secret = await asyncio.to_thread(
+            k8s.CoreV1Api(api_client).read_namespaced_secret, name, namespace
+        )
+    except ApiException as exc:
+        raise SettingsError(
+            f"cannot read the Renku credentials Secret {namespace}/{name}: {exc.status} {exc.reason}"
+        ) from None
+    data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+    try:
+        return credentials_from_secret_data(data)
+    except ValueError as exc:
+        raise SettingsError(f"Secret {namespace}/{name}: {exc}") from None
+
+
+async def build_context(config: Settings) -> OperatorContext:
+    if config.renku_url is None:
+        raise SettingsError("RENKU_ENV_OPERATOR_RENKU_URL is required: the Renku data service root")
+    api_client = load_api_client()
+    credentials = await load_credentials(config, api_client)
+    renku = RenkuClient(
+        str(config.renku_url),
+        auth_for(credentials),
+        verify=str(config.renku_ca_bundle) if config.renku_ca_bundle else True,
+        timeout=config.renku_timeout_seconds,
+        retry_attempts=config.renku_retry_attempts,
+    )
+    writer = GlobalEnvironmentStatusWriter(api_client)
+
+    async def write_status(ref: ObjectRef, status: dict[str, Any]) -> None:
+        await writer.patch_status(ref.namespace, ref.name, status)
+
+    sync = RenkuSync(renku, RenkuSnapshot(renku, config.drift_interval_seconds))
+    publisher = Publisher(config, sync, write_status)
+    reconciler = Reconciler(config, publisher, images=None, smoke=None)
+    return OperatorContext(config, api_client, renku, reconciler)
+
+
+def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
+    @kopf.on.startup(id="startup", registry=registry)
+    async def startup(memo: kopf.Memo, **_: Any) -> None:
+        metrics.BUILD_INFO.info({"version": __import__("renku_env_operator").__version__})
+        try:
+            memo["context"] = await build_context(config)
+        except SettingsError as exc:
+            raise kopf.PermanentError(str(exc)) from None
+        log.info("renku-env-operator started; Renku at %s", config.renku_url)
+
+    @kopf.on.cleanup(id="cleanup", registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        context = memo.get("context")
+        if isinstance(context, OperatorContext):
+            await context.aclose()

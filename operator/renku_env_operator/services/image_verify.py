@@ -1,0 +1,143 @@
+"""Registry checks before any pod: exists, public, digest, platforms, config, tag policy, updates.
+
+Asks the registry at most once per interval per image (or after a failure, once per backoff);
+in between, the last ImageStatus stands.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Collection
+
+from .. import metrics
+from ..api.spec import GlobalEnvironmentSpec
+from ..api.status import ImageFinding, ImageStatus
+from ..clients.registry import RegistryClient
+from ..clients.registry_errors import (
+    ImageNotFoundError,
+    ImageNotPublicError,
+    RegistryError,
+    RegistryUnavailableError,
+)
+from ..config import Settings
+from ..domain import conditions as cond
+from ..domain import images
+from ..domain.images import Finding, ImageFacts, ImageReference
+from ..domain.payload import RENKU_DEFAULTS
+
+NodeArchitectures = Callable[[], Awaitable[Collection[str]]]
+MAX_UPDATES_LISTED = 10
+
+
+class ImageVerifier:
+    def __init__(
+        self, settings: Settings, registry: RegistryClient, node_architectures: NodeArchitectures
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.node_architectures = node_architectures
+        self._checked: dict[str, float] = {}
+        self._with_updates: dict[str, bool] = {}
+
+    def _due(self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, key: str) -> bool:
+        if previous is None or previous.reference != spec.image or key not in self._checked:
+            return True
+        failed = any(f.reason == "RegistryUnavailable" for f in previous.findings)
+        interval = (
+            self.settings.retry_backoff_seconds
+            if failed
+            else self.settings.image_check_interval_seconds
+        )
+        return time.monotonic() - self._checked[key] >= interval
+
+    async def verify(
+        self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, key: str = ""
+    ) -> ImageStatus:
+        """The image's status, from the registry when due; `key` identifies the object."""
+        key = key or spec.image
+        if previous is not None and not self._due(spec, previous, key):
+            return previous
+        self._checked[key] = time.monotonic()
+        status = await self._inspect(spec)
+        self._with_updates[key] = bool(status.latest_version)
+        metrics.AVAILABLE_UPDATES.set(sum(self._with_updates.values()))
+        return status
+
+    def forget(self, key: str) -> None:
+        self._checked.pop(key, None)
+        self._with_updates.pop(key, None)
+        metrics.AVAILABLE_UPDATES.set(sum(self._with_updates.values()))
+
+    async def _inspect(self, spec: GlobalEnvironmentSpec) -> ImageStatus:
+        now = cond.now()
+        try:
+            ref = images.parse_image_reference(spec.image)
+        except images.InvalidImageReference as exc:
+            return _failed(spec.image, now, "InvalidImageReference", str(exc))
+        try:
+            facts = await self.registry.inspect(ref, await self.node_architectures() or None)
+        except ImageNotFoundError as exc:
+            return _failed(spec.image, now, "ImageNotFound", str(exc))
+        except ImageNotPublicError as exc:
+            return _failed(spec.image, now, "ImageNotPublic", str(exc))
+        except RegistryUnavailableError as exc:
+            return _failed(spec.image, now, "RegistryUnavailable", f"{exc}; will retry")
+        except RegistryError as exc:
+            return _failed(spec.image, now, "ImageCheckFailed", str(exc))
+        findings = await self._findings(spec, ref, facts)
+        updates = await self._updates(spec, ref)
+        return ImageStatus(
+            reference=spec.image,
+            digest=facts.digest,
+            platforms=[str(p) for p in facts.platforms],
+            checked_at=now,
+            findings=[_as_status(f) for f in findings],
+            latest_version=updates[0] if updates else None,
+            available_updates=updates[:MAX_UPDATES_LISTED],
+        )
+
+    async def _findings(
+        self, spec: GlobalEnvironmentSpec, ref: ImageReference, facts: ImageFacts
+    ) -> list[Finding]:
+        found: list[Finding] = []
+        platform = images.check_platforms(facts, await self.node_architectures())
+        if platform is not None:
+            found.append(platform)
+        tag = images.check_tag_policy(ref, self.settings.tag_policy)
+        if tag is not None:
+            found.append(tag)
+        found += images.check_config(
+            facts,
+            uid=spec.uid or RENKU_DEFAULTS["uid"],
+            gid=spec.gid or RENKU_DEFAULTS["gid"],
+            port=spec.port or RENKU_DEFAULTS["port"],
+            working_directory=spec.working_directory,
+            command=list(spec.command) if spec.command else None,
+            args=list(spec.args) if spec.args else None,
+        )
+        return sorted(found, key=lambda f: f.severity != "Error")
+
+    async def _updates(self, spec: GlobalEnvironmentSpec, ref: ImageReference) -> list[str]:
+        if ref.tag is None or not images.is_semver_tag(ref.tag):
+            return []
+        allowed = spec.image_policy.update_range if spec.image_policy else None
+        try:
+            tags = await self.registry.list_tags(ref)
+            return images.newer_versions(ref.tag, tags, allowed)
+        except (RegistryError, images.InvalidVersionRange):
+            # Update reports are advisory: a failing tag listing never blocks publishing.
+            return []
+
+
+def _failed(reference: str, now: str, reason: str, message: str) -> ImageStatus:
+    finding = ImageFinding(check="Registry", severity="Error", reason=reason, message=message)
+    return ImageStatus(reference=reference, checked_at=now, findings=[finding])
+
+
+def _as_status(finding: Finding) -> ImageFinding:
+    return ImageFinding(
+        check=finding.check,
+        severity=finding.severity,
+        reason=finding.reason,
+        message=finding.message,
+    )

@@ -1,0 +1,272 @@
+"""The publish step: make Renku hold the declared state, or report why it does not.
+
+Turns RenkuSync's results and errors into the Synced condition, status fields and Events.
+Runs on every reconcile, but talks to Renku only when something is due: a new spec, a retry
+after a failure, or the periodic drift check (which reads the shared snapshot).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..api.spec import DeletionPolicy, GlobalEnvironmentSpec
+from ..api.status import CreateAttemptStatus, PublishedStatus
+from ..clients.renku_errors import (
+    RenkuCredentialsError,
+    RenkuError,
+    RenkuUnavailableError,
+    RenkuValidationError,
+)
+from ..config import Settings
+from ..domain import conditions as cond
+from ..domain import payload
+from ..domain.payload import Declared
+from .renku_sync import AdoptionError, RenkuSync
+
+if TYPE_CHECKING:
+    from .reconciler import ObjectRef, Work
+
+StatusWriter = Callable[["ObjectRef", dict[str, Any]], Awaitable[None]]
+
+
+class Publisher:
+    def __init__(self, settings: Settings, sync: RenkuSync, write_status: StatusWriter) -> None:
+        self.settings = settings
+        self.sync = sync
+        self.write_status = write_status
+        self._retry_at: dict[str, float] = {}
+        self._checked_at: dict[str, float] = {}
+
+    def forget(self, uid: str) -> None:
+        self._retry_at.pop(uid, None)
+        self._checked_at.pop(uid, None)
+
+    def report_kept(self, work: Work) -> None:
+        """A new spec failed its checks: say what is still live in Renku."""
+        published = work.status.published
+        if published is None:
+            msg = "Nothing published yet: the spec has to pass its checks first."
+            work.condition(cond.SYNCED, "False", "NotPublished", msg)
+            return
+        msg = (
+            f"Renku keeps the last version that passed: generation {published.generation} "
+            f"({published.image}), published {published.time}."
+        )
+        work.condition(cond.SYNCED, "False", "LastKnownGood", msg)
+
+    async def publish(
+        self, work: Work, spec: GlobalEnvironmentSpec, image: str, claimed: Collection[str]
+    ) -> None:
+        if spec.suspend:
+            msg = "spec.suspend is true: no writes to Renku until it is false."
+            work.condition(cond.SYNCED, "False", "Suspended", msg)
+            return
+        declared = payload.declared_state(spec, work.ref.name, image)
+        if not self._due(work, declared):
+            return
+        try:
+            await self._publish(work, spec, declared, claimed)
+        except RenkuError as exc:
+            self._failed(work, exc)
+        except AdoptionError as exc:
+            self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
+            work.condition(cond.SYNCED, "False", "AdoptionFailed", str(exc))
+        else:
+            self._retry_at.pop(work.ref.uid, None)
+            self._checked_at[work.ref.uid] = time.monotonic()
+
+    def _due(self, work: Work, declared: Declared) -> bool:
+        uid, now = work.ref.uid, time.monotonic()
+        if now < self._retry_at.get(uid, 0.0):
+            return False
+        published = work.status.published
+        unchanged = published is not None and published.fingerprint == payload.fingerprint(declared)
+        in_sync = cond.find(work.conditions, cond.SYNCED)
+        settled = in_sync is not None and in_sync.status == "True"
+        recent = (
+            now - self._checked_at.get(uid, float("-inf")) < self.settings.drift_interval_seconds
+        )
+        return not (unchanged and settled and recent and work.status.renku_id)
+
+    async def _publish(
+        self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared, claimed: Collection[str]
+    ) -> None:
+        status = work.status
+        renku_id = status.renku_id
+        if spec.renku_id and spec.renku_id != renku_id:
+            await self.sync.adopt(spec.renku_id, claimed)
+            renku_id = spec.renku_id
+            work.event("Normal", "Adopted", f"Adopted Renku environment {renku_id}.")
+        if renku_id is None:
+            await self._create(work, declared, claimed)
+            return
+        await self._converge(work, spec, declared, renku_id)
+
+    async def _create(self, work: Work, declared: Declared, claimed: Collection[str]) -> None:
+        attempt = work.status.create_attempt
+        if attempt is not None:
+            from datetime import datetime
+
+            started = datetime.fromisoformat(attempt.started_at.replace("Z", "+00:00"))
+            found = await self.sync.recover(declared, started, claimed)
+            if found is not None:
+                work.event(
+                    "Normal",
+                    "Recovered",
+                    f"Found environment {found} from an earlier create whose answer was lost.",
+                )
+                self._record(
+                    work,
+                    declared,
+                    found,
+                    "Recovered",
+                    "Recovered the environment an earlier create made.",
+                )
+                return
+        new_attempt = CreateAttemptStatus(
+            started_at=cond.now(), fingerprint=payload.fingerprint(declared)
+        )
+
+        async def record() -> None:
+            await self.write_status(
+                work.ref, {"createAttempt": new_attempt.model_dump(by_alias=True)}
+            )
+
+        work.status = work.status.model_copy(update={"create_attempt": new_attempt})
+        renku_id = await self.sync.create(declared, record)
+        work.event(
+            "Normal", "Created", f"Created Renku environment {renku_id} ({declared['name']})."
+        )
+        self._record(
+            work, declared, renku_id, "Created", f"Created environment {renku_id} in Renku."
+        )
+
+    async def _converge(
+        self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared, renku_id: str
+    ) -> None:
+        published = work.status.published
+        new_spec = published is None or published.fingerprint != payload.fingerprint(declared)
+        if new_spec:
+            current = await self.sync.fetch(renku_id)
+        else:
+            current = (await self.sync.snapshot.get()).get(renku_id)
+        if current is None:
+            await self._missing(work, spec, declared, renku_id)
+            return
+        changes = payload.diff(declared, payload.observed_state(current))
+        if not changes:
+            self._record(work, declared, renku_id, "InSync", "Renku matches the declared state.")
+            return
+        drift = payload.describe_drift(changes)
+        if not new_spec and (spec.drift_policy or "Overwrite") == "Report":
+            msg = f"Changed in Renku outside this resource: {drift}. driftPolicy is Report: not restored."
+            work.condition(cond.SYNCED, "False", "Drifted", msg)
+            return
+        await self.sync.update(renku_id, changes)
+        self.sync.snapshot.invalidate()
+        if new_spec:
+            work.event("Normal", "Updated", f"Updated Renku environment {renku_id}: {drift}.")
+            self._record(
+                work,
+                declared,
+                renku_id,
+                "Updated",
+                f"Updated {', '.join(c.field for c in changes)}.",
+            )
+        else:
+            work.event(
+                "Warning", "DriftCorrected", f"Restored Renku environment {renku_id}: {drift}."
+            )
+            self._record(
+                work, declared, renku_id, "DriftCorrected", f"Restored after drift: {drift}."
+            )
+
+    async def _missing(
+        self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared, renku_id: str
+    ) -> None:
+        if (spec.drift_policy or "Overwrite") == "Report":
+            msg = f"Environment {renku_id} was deleted in Renku. driftPolicy is Report: not recreated."
+            work.condition(cond.SYNCED, "False", "Drifted", msg)
+            return
+        work.event(
+            "Warning",
+            "Recreating",
+            f"Environment {renku_id} was deleted in Renku; creating it again.",
+        )
+        work.status = work.status.model_copy(update={"renku_id": None})
+        await self._create(work, declared, claimed=())
+
+    def _record(self, work: Work, declared: Declared, renku_id: str, reason: str, msg: str) -> None:
+        now = cond.now()
+        published = PublishedStatus(
+            generation=work.ref.generation,
+            image=declared["container_image"],
+            time=now,
+            fingerprint=payload.fingerprint(declared),
+        )
+        old = work.status.published
+        if old is not None and old.fingerprint == published.fingerprint:
+            published = old
+        work.status = work.status.model_copy(
+            update={
+                "renku_id": renku_id,
+                "published": published,
+                "last_sync_time": now,
+                "create_attempt": None,
+            }
+        )
+        work.condition(cond.SYNCED, "True", reason, msg)
+
+    def _failed(self, work: Work, exc: RenkuError) -> None:
+        self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
+        if isinstance(exc, RenkuValidationError):
+            reason, hint = "RejectedByRenku", "Fix the spec so that Renku accepts it."
+        elif isinstance(exc, RenkuCredentialsError):
+            reason, hint = (
+                "CredentialsRejected",
+                "Check the credentials Secret (see README: Renku credentials).",
+            )
+        elif isinstance(exc, RenkuUnavailableError):
+            reason, hint = "RenkuUnavailable", "Will retry."
+        else:
+            reason, hint = "RenkuError", "Will retry."
+        work.condition(cond.SYNCED, "False", reason, f"{exc} {hint}")
+
+    async def retire(self, work: Work, raw_spec: Mapping[str, Any], attempt: int) -> float | None:
+        """Apply spec.deletionPolicy in Renku. Returns a retry delay, or None when done."""
+        renku_id = work.status.renku_id
+        raw_policy = raw_spec.get("deletionPolicy")
+        # Archive is the safe choice for a value the API server should not have taken.
+        policy: DeletionPolicy = raw_policy if raw_policy in ("Delete", "Orphan") else "Archive"
+        if renku_id is None:
+            return None
+        if raw_spec.get("suspend"):
+            work.event(
+                "Warning",
+                "Orphaned",
+                f"spec.suspend is true: left environment {renku_id} in Renku untouched.",
+            )
+            return None
+        try:
+            reason, done = await self.sync.retire(renku_id, policy)
+        except RenkuError as exc:
+            return self._retire_failed(work, exc, attempt, renku_id)
+        work.event("Normal", reason, done)
+        return None
+
+    def _retire_failed(self, work: Work, exc: RenkuError, attempt: int, renku_id: str) -> float:
+        limit = self.settings.delete_attempts
+        if attempt < limit:
+            msg = f"Could not clean up environment {renku_id} in Renku (attempt {attempt} of {limit}): {exc}"
+            work.condition(cond.SYNCED, "False", "Deleting", msg)
+            return self.settings.retry_backoff_seconds
+        msg = (
+            f"Deletion is blocked: {attempt} attempts to clean up environment {renku_id} in Renku "
+            f"failed ({exc}). Fix Renku's reachability or credentials, or release the object "
+            f"without touching Renku: kubectl patch globalenvironment {work.ref.name} -n "
+            f'{work.ref.namespace} --type merge -p \'{{"spec":{{"deletionPolicy":"Orphan"}}}}\''
+        )
+        work.condition(cond.SYNCED, "False", "DeletionBlocked", msg)
+        return self.settings.retry_backoff_seconds * 4
