@@ -42,13 +42,14 @@ def newer_versions(
     vs `1.2.3`); prereleases only when the current tag is one. A current tag that is not semver
     has no "newer": the result is empty.
     """
+    # A bad range is reported at once, not only once the image gets a semver tag.
+    range_ = validate_version_range(allowed_range) if allowed_range is not None else None
     current = nodesemver.valid(current_tag, False)
     if current is None:
         return []
     prerelease = bool(current.prerelease)
-    if allowed_range is None:
-        allowed_range = f">={current.version} <{current.major + 1}.0.0-0"
-    range_ = validate_version_range(allowed_range)
+    if range_ is None:  # same major; `-0` keeps the next major's prereleases out
+        range_ = f">={current.version} <{current.major + 1}.0.0-0"
     prefix = _prefix(current_tag)
     newer = [
         tag

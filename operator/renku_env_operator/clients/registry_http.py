@@ -1,0 +1,102 @@
+"""HTTP plumbing for the registry client: metrics, retry decisions, size-limited reads."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import httpx
+
+from .. import metrics
+
+# 408 and 429 are the server asking us to come back; 5xx are the server's own trouble.
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class TransientStatus(Exception):
+    """A response worth retrying; carries the Retry-After delay when the server gave one."""
+
+    def __init__(self, status: int, retry_after: str | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = float(retry_after) if retry_after and retry_after.isdigit() else None
+
+
+class BodyTooLarge(Exception):
+    """A response body went over the caller's limit; reading stopped there."""
+
+
+def retry_hook(max_wait: float) -> Callable[[Exception], bool | float]:
+    """stamina's `on`: retry transport errors and transient statuses.
+
+    A Retry-After longer than `max_wait` is not waited for: the error goes up at once and the
+    caller (kopf) retries later, instead of a handler sleeping for minutes.
+    """
+
+    def decide(error: Exception) -> bool | float:
+        if isinstance(error, httpx.TransportError):
+            return True
+        if isinstance(error, TransientStatus):
+            if error.retry_after is None:
+                return True
+            return error.retry_after if error.retry_after <= max_wait else False
+        return False
+
+    return decide
+
+
+async def read_limited(response: httpx.Response, limit: int) -> bytes:
+    """The body of a streamed response, refusing to read more than `limit` bytes."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"declared {declared} bytes")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.aiter_bytes():
+        total += len(chunk)
+        if total > limit:
+            raise BodyTooLarge(f"more than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class MeteredTransport(httpx.AsyncBaseTransport):
+    """Counts every request (token requests and redirects included) in REGISTRY_REQUESTS."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self._inner.handle_async_request(request)
+        except Exception:
+            metrics.REGISTRY_REQUESTS.labels(request.method, "error").inc()
+            raise
+        metrics.REGISTRY_REQUESTS.labels(request.method, str(response.status_code)).inc()
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+V = TypeVar("V")
+
+
+class LruCache(Generic[V]):
+    """A small LRU map; entries are keyed by digest, so they never go stale."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, V] = OrderedDict()
+
+    def get(self, key: str) -> V | None:
+        if key in self._items:
+            self._items.move_to_end(key)
+        return self._items.get(key)
+
+    def put(self, key: str, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
