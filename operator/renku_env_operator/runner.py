@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -69,6 +70,8 @@ def run_operator(
             liveness_endpoint=config.liveness_endpoint or None,
             standalone=config.peering is None,
             peering_name=config.peering,
+            # kopf pauses every peer that shares the highest priority: give each replica its own.
+            priority=secrets.randbelow(1_000_000) if config.peering else None,
             stop_flag=stop_flag,
             ready_flag=ready_flag,
         )

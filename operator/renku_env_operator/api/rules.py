@@ -19,7 +19,8 @@ _PATH_COMPONENT = rf"{_ALNUM}(?:{_SEP}{_ALNUM})*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
 _NAME = rf"(?:{_HOST}(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
-_TAG = r"[\w][\w.-]{0,127}"
+# Go's \w is ASCII; Python's is Unicode: spell the class out so both engines agree.
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[a-fA-F0-9]{32,}"
 IMAGE_REFERENCE_PATTERN = rf"^{_NAME}(?::{_TAG})?(?:@{_DIGEST})?$"
 # Upper case is allowed in the registry host only; a repository in upper case is the classic typo.
@@ -27,6 +28,11 @@ UPPERCASE_REPOSITORY_PATTERN = (
     r"^[^/]*/[^:@]*[A-Z]|^[^/.:]*[A-Z][^/.:]*/|^[^/.:@]*[A-Z][^/.:@]*(?:[:@][^/]*)?$"
 )
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
+# Python's Unicode \s (what the models check), spelled for RE2, whose \s is ASCII only: without
+# this a path with a no-break space passes the API server but fails `validate`. A test compares
+# both over every code point.
+WHITESPACE_RE2 = r"[\s\v\x{1c}-\x{1f}\x{85}\pZ]"
+_CEL_WHITESPACE = WHITESPACE_RE2.replace("\\", "\\\\")
 
 
 @dataclass(frozen=True)
@@ -56,12 +62,12 @@ ABSOLUTE_PATH = Rule(
     check=_absolute,
 )
 NO_WHITESPACE_PATH = Rule(
-    cel="!self.matches('\\\\s')",
+    cel=f"!self.matches('{_CEL_WHITESPACE}')",
     message="must not contain whitespace",
     check=_no_whitespace,
 )
 IMAGE_NO_WHITESPACE = Rule(
-    cel="!self.matches('\\\\s')",
+    cel=f"!self.matches('{_CEL_WHITESPACE}')",
     message="must not contain whitespace: write the reference as registry/repository:tag",
     check=_no_whitespace,
 )
@@ -79,7 +85,7 @@ IMAGE_GRAMMAR = Rule(
     check=lambda v: re.fullmatch(IMAGE_REFERENCE_PATTERN, v) is not None,
 )
 DEFAULT_URL = Rule(
-    cel="self.startsWith('/') && !self.matches('\\\\s')",
+    cel=f"self.startsWith('/') && !self.matches('{_CEL_WHITESPACE}')",
     message="must be a URL path starting with '/' and without whitespace, for example /lab or /",
     check=lambda v: v.startswith("/") and _no_whitespace(v),
 )

@@ -25,7 +25,9 @@ class Condition(ApiModel):
     status: ConditionStatus
     """True, False or Unknown (work still pending)."""
 
-    reason: str = Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    reason: str = Field(
+        min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+    )
     """CamelCase reason; the README lists each one with how to fix it."""
 
     message: str = Field(max_length=32768)
@@ -84,6 +86,9 @@ class SmokeTestStatus(ApiModel):
     checks: list[CheckStatus] = Field(default_factory=list)
     """Every check that ran, with its result."""
 
+    trigger: str | None = None
+    """Value of the renku.io/retest annotation this test ran for (change it to test again)."""
+
 
 class ImageFinding(ApiModel):
     """A registry check's finding about the image."""
@@ -112,6 +117,9 @@ class ImageStatus(ApiModel):
 
     platforms: list[str] = Field(default_factory=list)
     """Platforms the image offers, e.g. linux/amd64."""
+
+    working_dir: str | None = None
+    """The image's WORKDIR: where sessions start when spec.workingDirectory is unset."""
 
     checked_at: str | None = None
     """When the registry was last asked (RFC 3339)."""

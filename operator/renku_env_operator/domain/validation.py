@@ -69,7 +69,7 @@ def validate_manifest(document: Mapping[str, Any]) -> list[Problem]:
             Problem(("apiVersion",), f"must be {crd.API_VERSION}, the only served version")
         )
     try:
-        manifest = _Manifest.model_validate(document)
+        manifest = _Manifest.model_validate(document, by_alias=True, by_name=False)
     except ValidationError as exc:
         problems.extend(_from_pydantic(exc))
         return problems
@@ -81,7 +81,7 @@ def validate_manifest(document: Mapping[str, Any]) -> list[Problem]:
 def validate_spec(spec: Mapping[str, Any]) -> tuple[GlobalEnvironmentSpec | None, list[Problem]]:
     """The operator's check of a live object's spec (the API server already applied the CRD)."""
     try:
-        parsed = GlobalEnvironmentSpec.model_validate(dict(spec))
+        parsed = GlobalEnvironmentSpec.model_validate(dict(spec), by_alias=True, by_name=False)
     except ValidationError as exc:
         return None, [Problem(("spec", *p.path), p.message) for p in _from_pydantic(exc)]
     return parsed, spec_warnings(parsed)
@@ -133,8 +133,19 @@ def _path(err: ErrorDetails) -> tuple[str | int, ...]:
     return tuple(p for p in err["loc"] if isinstance(p, int) or not re.search(r"[\[\]]", p))
 
 
+# What each pydantic type error expected, in YAML words (the user writes YAML, not Python).
+_EXPECTED = {
+    "int_type": "an integer",
+    "bool_type": "a boolean (true or false)",
+    "string_type": "a string",
+    "list_type": "a list",
+    "model_type": "a mapping of fields",
+    "dict_type": "a mapping",
+}
+
+
 def _explain(err: ErrorDetails) -> str:
-    kind, msg = err["type"], err["msg"]
+    kind, msg, loc = err["type"], err["msg"], err["loc"]
     if kind == "extra_forbidden":
         return _unknown_field(err)
     if kind == "missing":
@@ -143,21 +154,92 @@ def _explain(err: ErrorDetails) -> str:
         return msg.removeprefix("Value error, ")
     if kind == "literal_error":
         return f"{msg} (values are case-sensitive)"
-    if kind in {"int_type", "bool_type", "string_type", "list_type", "model_type", "dict_type"}:
-        return f"{msg}, got {type(err['input']).__name__} {err['input']!r}: remove the quotes or fix the type"
-    if kind == "string_pattern_mismatch" and err["loc"][-1] == "renkuId":
+    if kind in _EXPECTED:
+        return _wrong_type(_EXPECTED[kind], err["input"])
+    if kind == "string_pattern_mismatch" and loc[-1] == "renkuId":
         return (
             "must be a Renku environment id: 26 upper-case characters (a ULID) from the admin panel"
         )
+    if kind == "string_pattern_mismatch" and loc == ("metadata", "name"):
+        return (
+            "must be a lower-case DNS name: letters a-z, digits, '-' and '.', starting and "
+            "ending with a letter or digit (the display name goes in spec.name)"
+        )
+    if kind == "too_short" and loc[-1] in {"command", "args"}:
+        return f"{msg}: leave {loc[-1]} out to keep the image's own"
     return msg
+
+
+def _yaml_type(value: Any) -> str:
+    # bool before int: bool is an int in Python.
+    for python_type, name in (
+        (bool, "boolean"),
+        (int, "integer"),
+        (float, "number"),
+        (str, "string"),
+        (Mapping, "mapping"),
+        (list, "list"),
+    ):
+        if isinstance(value, python_type):
+            return name
+    return "null" if value is None else type(value).__name__
+
+
+def _wrong_type(expected: str, value: Any) -> str:
+    got = _yaml_type(value)
+    if value is None:
+        return f"is empty (null), must be {expected}: fill it in"
+    text = f"must be {expected}, got {got}"
+    if got in {"string", "integer", "number"}:
+        text += f" {value!r}"
+    elif got == "boolean":
+        text += f" {str(value).lower()}"
+    if got == "string" and expected in {_EXPECTED["int_type"], _EXPECTED["bool_type"]}:
+        return f"{text}: remove the quotes"
+    if expected == _EXPECTED["string_type"]:
+        return f"{text}: quote it (YAML reads 8888, 3.12, yes and no as numbers and booleans)"
+    if expected == _EXPECTED["list_type"]:
+        return f'{text}: write a YAML list, for example ["/bin/sh", "-c"]'
+    return text
+
+
+# Field names admins bring from Renku's API or from Dockerfiles, keyed by normalised spelling.
+_MIX_UPS = {
+    "containerimage": "image",
+    "isarchived": "archived",
+    "workdir": "workingDirectory",
+    "entrypoint": "command",
+    "cmd": "args",
+    "user": "uid",
+    "group": "gid",
+    "expose": "port",
+}
 
 
 def _unknown_field(err: ErrorDetails) -> str:
     field = str(err["loc"][-1])
-    known = _known_fields(err["loc"][:-1])
-    close = difflib.get_close_matches(field, known, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else "remove it or check the spelling"
+    close = _suggest(field, _known_fields(err["loc"][:-1]))
+    hint = f"did you mean {close!r}?" if close else "remove it or check the spelling"
     return f"unknown field {field!r}: {hint}"
+
+
+def _suggest(field: str, known: list[str]) -> str | None:
+    """The known field the admin most likely meant: same letters, a prefix, or a near miss."""
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_]", "", name).lower()
+
+    by_norm = {norm(name): name for name in known}
+    typed = norm(field)
+    if typed in by_norm:
+        return by_norm[typed]
+    if _MIX_UPS.get(typed) in known:
+        return _MIX_UPS[typed]
+    prefixed = [name for key, name in by_norm.items() if len(typed) >= 3 and key.startswith(typed)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    close = difflib.get_close_matches(typed, list(by_norm), n=1)
+    return by_norm[close[0]] if close else None
 
 
 def _known_fields(parent: tuple[str | int, ...]) -> list[str]:

@@ -15,6 +15,8 @@ from ..services.reconciler import ObjectRef, Outcome
 from .context import OperatorContext
 
 RESOURCE = (crd.GROUP, crd.VERSION, crd.PLURAL)
+# `kubectl annotate genv NAME renku.io/retest="$(date +%s)" --overwrite` runs the smoke test again.
+RETEST_ANNOTATION = "renku.io/retest"
 
 
 def _context(memo: kopf.Memo) -> OperatorContext:
@@ -31,6 +33,7 @@ def _ref(body: kopf.Body) -> ObjectRef:
         name=str(meta.name),
         uid=str(meta.uid),
         generation=int(meta.get("generation") or 1),
+        retest=body.metadata.annotations.get(RETEST_ANNOTATION),
     )
 
 

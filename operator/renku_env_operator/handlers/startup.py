@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextlib
 import logging
 from typing import Any
 
 import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
 
 from .. import metrics
 from ..api import crd
 from ..clients.globalenvironments import GlobalEnvironmentStatusWriter
+from ..clients.kube import KubeClient, KubeError
+from ..clients.registry import RegistryClient
 from ..clients.renku import RenkuClient
 from ..clients.renku_auth import Credentials, StaticToken, auth_for, credentials_from_secret_data
 from ..config import OPERATOR_NAME, Settings, SettingsError
+from ..services.image_verify import ImageVerifier, NodeArchitectures
 from ..services.publishing import Publisher
 from ..services.reconciler import ObjectRef, Reconciler
 from ..services.renku_sync import RenkuSnapshot, RenkuSync
-from .context import OperatorContext
+from ..services.smoketest import SmokeTester
+from .context import Closer, OperatorContext
 
 FINALIZER = f"{crd.PLURAL}.{crd.GROUP}/finalizer"
 ANNOTATION_PREFIX = f"env-operator.{crd.GROUP}"
@@ -51,14 +54,16 @@ def configure_kopf(settings: kopf.OperatorSettings, config: Settings) -> None:
 
 
 def load_api_client() -> k8s.ApiClient:
+    """In-cluster config in a pod, else the kubeconfig ($KUBECONFIG), as kubectl does."""
+    configuration = k8s.Configuration()
     try:
-        k8s_config.load_incluster_config()
+        k8s_config.load_incluster_config(client_configuration=configuration)
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config()
-    return k8s.ApiClient()
+        k8s_config.load_kube_config(client_configuration=configuration)
+    return k8s.ApiClient(configuration)
 
 
-async def load_credentials(config: Settings, api_client: k8s.ApiClient) -> Credentials:
+async def load_credentials(config: Settings, kube: KubeClient) -> Credentials:
     if config.renku_token is not None:
         return StaticToken(token=config.renku_token)
     if not config.renku_credentials_secret:
@@ -68,25 +73,36 @@ async def load_credentials(config: Settings, api_client: k8s.ApiClient) -> Crede
         )
     name, namespace = config.renku_credentials_secret, config.credentials_namespace
     try:
-        secret = await asyncio.to_thread(
-            k8s.CoreV1Api(api_client).read_namespaced_secret, name, namespace
-        )
-    except ApiException as exc:
-        raise SettingsError(
-            f"cannot read the Renku credentials Secret {namespace}/{name}: {exc.status} {exc.reason}"
-        ) from None
-    data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-    try:
+        data = await kube.get_secret_data(namespace, name)
         return credentials_from_secret_data(data)
-    except ValueError as exc:
-        raise SettingsError(f"Secret {namespace}/{name}: {exc}") from None
+    except (KubeError, ValueError) as exc:
+        raise SettingsError(f"Renku credentials Secret {namespace}/{name}: {exc}") from None
+
+
+def node_architectures(config: Settings, kube: KubeClient) -> NodeArchitectures:
+    """The nodes' CPU architectures: from the setting, else read once from the nodes."""
+    cache: list[set[str]] = []
+
+    async def read() -> set[str]:
+        if config.node_architectures:
+            return set(config.node_architectures)
+        if not cache:
+            try:
+                cache.append(await kube.list_node_architectures())
+            except KubeError as exc:
+                log.warning("cannot read node architectures (%s): platform check skipped", exc)
+                cache.append(set())
+        return cache[0]
+
+    return read
 
 
 async def build_context(config: Settings) -> OperatorContext:
     if config.renku_url is None:
         raise SettingsError("RENKU_ENV_OPERATOR_RENKU_URL is required: the Renku data service root")
     api_client = load_api_client()
-    credentials = await load_credentials(config, api_client)
+    kube = KubeClient(api_client)
+    credentials = await load_credentials(config, kube)
     renku = RenkuClient(
         str(config.renku_url),
         auth_for(credentials),
@@ -101,8 +117,35 @@ async def build_context(config: Settings) -> OperatorContext:
 
     sync = RenkuSync(renku, RenkuSnapshot(renku, config.drift_interval_seconds))
     publisher = Publisher(config, sync, write_status)
-    reconciler = Reconciler(config, publisher, images=None, smoke=None)
-    return OperatorContext(config, api_client, renku, reconciler)
+    closers: list[Closer] = [renku.aclose, kube.close]
+    images = None
+    if config.image_checks:
+        registry = RegistryClient(
+            timeout=config.registry_timeout_seconds,
+            insecure_registries=config.registry_insecure_hosts,
+        )
+        closers.append(lambda: registry.__aexit__(None, None, None))
+        images = ImageVerifier(config, registry, node_architectures(config, kube))
+    smoke = SmokeTester(kube, config)
+    reconciler = Reconciler(config, publisher, images, smoke)
+    return OperatorContext(config, reconciler, smoke, closers)
+
+
+async def collect_garbage(context: OperatorContext) -> None:
+    """Delete kept failed smoke pods once they are old enough, and pods of superseded runs."""
+    interval = max(context.settings.smoke_poll_seconds * 10, 1.0)
+    while True:
+        try:
+            await context.smoke.collect_garbage()
+        except KubeError as exc:
+            log.warning("smoke pod clean-up failed, will retry: %s", exc)
+        await asyncio.sleep(interval)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
@@ -110,9 +153,12 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
     async def startup(memo: kopf.Memo, **_: Any) -> None:
         metrics.BUILD_INFO.info({"version": __import__("renku_env_operator").__version__})
         try:
-            memo["context"] = await build_context(config)
+            context = await build_context(config)
         except SettingsError as exc:
             raise kopf.PermanentError(str(exc)) from None
+        memo["context"] = context
+        collector = asyncio.create_task(collect_garbage(context), name="smoke-pod-gc")
+        context.closers.append(lambda: _cancel(collector))
         log.info("renku-env-operator started; Renku at %s", config.renku_url)
 
     @kopf.on.cleanup(id="cleanup", registry=registry)

@@ -90,6 +90,7 @@ class ImageVerifier:
             reference=spec.image,
             digest=facts.digest,
             platforms=[str(p) for p in facts.platforms],
+            working_dir=facts.config.working_dir or None,
             checked_at=now,
             findings=[_as_status(f) for f in findings],
             latest_version=updates[0] if updates else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..api.spec import DeletionPolicy, GlobalEnvironmentSpec
@@ -102,13 +103,11 @@ class Publisher:
         if renku_id is None:
             await self._create(work, declared, claimed)
             return
-        await self._converge(work, spec, declared, renku_id)
+        await self._converge(work, spec, declared, renku_id, claimed)
 
     async def _create(self, work: Work, declared: Declared, claimed: Collection[str]) -> None:
         attempt = work.status.create_attempt
         if attempt is not None:
-            from datetime import datetime
-
             started = datetime.fromisoformat(attempt.started_at.replace("Z", "+00:00"))
             found = await self.sync.recover(declared, started, claimed)
             if found is not None:
@@ -136,6 +135,9 @@ class Publisher:
 
         work.status = work.status.model_copy(update={"create_attempt": new_attempt})
         renku_id = await self.sync.create(declared, record)
+        # The attempt was written directly, so kopf's patch (computed against the status the
+        # handler started from) would not remove it: replace it with the id at once.
+        await self.write_status(work.ref, {"renkuId": renku_id, "createAttempt": None})
         work.event(
             "Normal", "Created", f"Created Renku environment {renku_id} ({declared['name']})."
         )
@@ -144,7 +146,12 @@ class Publisher:
         )
 
     async def _converge(
-        self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared, renku_id: str
+        self,
+        work: Work,
+        spec: GlobalEnvironmentSpec,
+        declared: Declared,
+        renku_id: str,
+        claimed: Collection[str],
     ) -> None:
         published = work.status.published
         new_spec = published is None or published.fingerprint != payload.fingerprint(declared)
@@ -152,8 +159,10 @@ class Publisher:
             current = await self.sync.fetch(renku_id)
         else:
             current = (await self.sync.snapshot.get()).get(renku_id)
+            if current is None:  # confirm by id before recreating: cheap, and only then
+                current = await self.sync.fetch(renku_id)
         if current is None:
-            await self._missing(work, spec, declared, renku_id)
+            await self._missing(work, spec, declared, renku_id, claimed)
             return
         changes = payload.diff(declared, payload.observed_state(current))
         if not changes:
@@ -184,7 +193,12 @@ class Publisher:
             )
 
     async def _missing(
-        self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared, renku_id: str
+        self,
+        work: Work,
+        spec: GlobalEnvironmentSpec,
+        declared: Declared,
+        renku_id: str,
+        claimed: Collection[str],
     ) -> None:
         if (spec.drift_policy or "Overwrite") == "Report":
             msg = f"Environment {renku_id} was deleted in Renku. driftPolicy is Report: not recreated."
@@ -195,8 +209,9 @@ class Publisher:
             "Recreating",
             f"Environment {renku_id} was deleted in Renku; creating it again.",
         )
-        work.status = work.status.model_copy(update={"renku_id": None})
-        await self._create(work, declared, claimed=())
+        # A fresh create: an old attempt must not "recover" someone else's environment.
+        work.status = work.status.model_copy(update={"renku_id": None, "create_attempt": None})
+        await self._create(work, declared, claimed)
 
     def _record(self, work: Work, declared: Declared, renku_id: str, reason: str, msg: str) -> None:
         now = cond.now()

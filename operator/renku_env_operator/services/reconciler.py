@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from ..api.spec import GlobalEnvironmentSpec
+from ..api.spec import GlobalEnvironmentSpec, SmokeTestSpec
 from ..api.status import ConditionStatus, GlobalEnvironmentStatus, ImageStatus, SmokeTestStatus
 from ..config import Settings
 from ..domain import conditions as cond
@@ -28,6 +29,8 @@ class ObjectRef:
     name: str
     uid: str
     generation: int
+    retest: str | None = None
+    """Value of the renku.io/retest annotation: a new value asks for a new smoke test."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class SmokeRunner(Protocol):
         spec: GlobalEnvironmentSpec,
         image: str,
         previous: SmokeTestStatus | None,
+        *,
+        image_workdir: str | None = None,
     ) -> SmokeTestStatus: ...
 
 
@@ -223,9 +228,15 @@ class Reconciler:
             )
             return True
         previous = work.status.smoke_test
-        if _settled(previous, work.ref.generation, image):
+        if _settled(previous, work.ref, image, settings):
             return previous is not None and previous.result == "Passed"
-        result = await self.smoke.step(work.ref, spec, image, previous)
+        workdir = work.status.image.working_dir if work.status.image else None
+        # A final verdict that is not settled is stale: start a new test rather than reuse it.
+        running = (
+            previous if previous is not None and previous.result in {"Pending", "Running"} else None
+        )
+        result = await self.smoke.step(work.ref, spec, image, running, image_workdir=workdir)
+        result = result.model_copy(update={"trigger": work.ref.retest})
         work.status = work.status.model_copy(update={"smoke_test": result})
         if result.result in {"Pending", "Running"}:
             work.condition(cond.SMOKE_TESTED, "Unknown", result.result, result.message)
@@ -261,14 +272,22 @@ def _report_update(work: Work, previous: ImageStatus | None, new: ImageStatus) -
         )
 
 
-def _settled(previous: SmokeTestStatus | None, generation: int, image: str) -> bool:
-    """A verdict exists for exactly this spec and image: nothing to run."""
-    return (
-        previous is not None
-        and previous.result in {"Passed", "Failed"}
-        and previous.generation == generation
-        and previous.image == image
+def _settled(
+    previous: SmokeTestStatus | None, ref: ObjectRef, image: str, spec: SmokeTestSpec | None
+) -> bool:
+    """A verdict exists for exactly this spec, image and retest request, and is recent enough."""
+    if previous is None or previous.result not in {"Passed", "Failed"}:
+        return False
+    same = (previous.generation, previous.image, previous.trigger) == (
+        ref.generation,
+        image,
+        ref.retest,
     )
+    interval = spec.interval_minutes if spec is not None else None
+    if not same or interval is None or previous.finished_at is None:
+        return same
+    finished = datetime.fromisoformat(previous.finished_at.replace("Z", "+00:00"))
+    return datetime.now(UTC) - finished < timedelta(minutes=interval)
 
 
 def parse_status(raw: Mapping[str, Any]) -> GlobalEnvironmentStatus:

@@ -46,17 +46,23 @@ class RenkuSnapshot:
         self._max_age = max_age
         self._lock = asyncio.Lock()
         self._taken = float("-inf")
+        self._writes = 0  # bumped by invalidate(), also while a list request is in flight
         self._environments: dict[str, dict[str, Any]] = {}
 
     async def get(self) -> dict[str, dict[str, Any]]:
         async with self._lock:
             if time.monotonic() - self._taken >= self._max_age:
+                started, writes = time.monotonic(), self._writes
                 listed = await self._client.list_environments(include_archived=True)
                 self._environments = {env["id"]: env for env in listed}
-                self._taken = time.monotonic()
+                # Age counts from the request, and a write that overlapped it makes the list
+                # stale at once: it may predate the write, and must not hide it for an interval.
+                self._taken = started if writes == self._writes else float("-inf")
             return self._environments
 
     def invalidate(self) -> None:
+        """Our own write changed Renku: the next get() lists again."""
+        self._writes += 1
         self._taken = float("-inf")
 
 

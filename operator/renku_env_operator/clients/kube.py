@@ -1,0 +1,281 @@
+"""An async facade over the official (synchronous) `kubernetes` client, for the smoke tests.
+
+Every call runs in a worker thread (`asyncio.to_thread`) and returns plain dicts, as the API
+serves them (camelCase keys). The client's exceptions never leave this module: they become
+`KubeError` and its subclasses. Nothing else in the operator imports `kubernetes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import quote
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+T = TypeVar("T")
+MAX_PROXY_BODY = 2000
+
+
+class KubeError(Exception):
+    """A Kubernetes API request failed; `status` is None when no answer came back."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class KubeNotFoundError(KubeError):
+    """404: the object does not exist."""
+
+
+class KubeForbiddenError(KubeError):
+    """401/403: the operator's ServiceAccount lacks a permission (the message names it)."""
+
+
+class KubeConflictError(KubeError):
+    """409: the object already exists, or was changed concurrently."""
+
+
+class ProxyResponse(NamedTuple):
+    """What a pod answered through the API server's proxy."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+    """At most 2000 characters."""
+
+
+class KubeClient:
+    """The Kubernetes operations the smoke tests need."""
+
+    def __init__(self, api_client: client.ApiClient, *, request_timeout: float = 30.0) -> None:
+        self._api = api_client
+        self._core = client.CoreV1Api(api_client)
+        self._timeout = request_timeout
+
+    @classmethod
+    def from_environment(
+        cls,
+        kubeconfig: str | None = None,
+        *,
+        context: str | None = None,
+        request_timeout: float = 30.0,
+    ) -> KubeClient:
+        """In-cluster config when running in a pod, else the kubeconfig (`$KUBECONFIG`)."""
+        configuration = client.Configuration()
+        try:
+            if kubeconfig is None and context is None:
+                try:
+                    config.load_incluster_config(client_configuration=configuration)
+                except ConfigException:
+                    config.load_kube_config(client_configuration=configuration)
+            else:
+                config.load_kube_config(kubeconfig, context, client_configuration=configuration)
+        except (ConfigException, OSError) as exc:
+            raise KubeError(f"no usable Kubernetes configuration: {exc}") from exc
+        return cls(client.ApiClient(configuration), request_timeout=request_timeout)
+
+    async def close(self) -> None:
+        """Release the connection pool."""
+        await asyncio.to_thread(self._api.close)
+
+    async def create_pod(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a pod; KubeConflictError when the name is taken."""
+        return await self._call(self._core.create_namespaced_pod, namespace, dict(body))
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The pod, or None when it does not exist."""
+        try:
+            return await self._call(self._core.read_namespaced_pod, name, namespace)
+        except KubeNotFoundError:
+            return None
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Pods matching a label selector (`a=b,!c`)."""
+        result = await self._call(
+            self._core.list_namespaced_pod, namespace, label_selector=label_selector
+        )
+        return list(result.get("items") or [])
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        """Delete a pod; one that is already gone is fine."""
+        try:
+            await self._call(self._core.delete_namespaced_pod, name, namespace)
+        except KubeNotFoundError:
+            return
+
+    async def patch_pod_metadata(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Merge labels and annotations into a pod's metadata."""
+        metadata: dict[str, Any] = {}
+        if labels:
+            metadata["labels"] = dict(labels)
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        patch = self._core.patch_namespaced_pod
+        return await self._call(patch, name, namespace, {"metadata": metadata})
+
+    async def read_pod_log(
+        self,
+        namespace: str,
+        name: str,
+        container: str | None = None,
+        tail_lines: int = 50,
+        *,
+        previous: bool = False,
+    ) -> str:
+        """The last lines of a container's log (of the previous instance with `previous`).
+
+        KubeError with status 400 when there is no such log yet (container still waiting).
+        """
+
+        def read() -> str:
+            kwargs: dict[str, Any] = {"tail_lines": tail_lines, "previous": previous}
+            if container is not None:
+                kwargs["container"] = container
+            # Raw bytes: the generated client would try to parse a JSON-looking log.
+            response = self._core.read_namespaced_pod_log(
+                name, namespace, _preload_content=False, _request_timeout=self._timeout, **kwargs
+            )
+            return bytes(response.data).decode("utf-8", errors="replace")
+
+        return await self._run(read)
+
+    async def list_events_for(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """Events about the object named `name`, oldest first."""
+        result = await self._call(
+            self._core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.name={name}",
+        )
+        events = list(result.get("items") or [])
+        return sorted(events, key=_event_time)
+
+    async def proxy_get(self, namespace: str, pod: str, port: int, path: str) -> ProxyResponse:
+        """GET `path` on the pod's port through the API server, without following redirects.
+
+        Any HTTP status is returned, not raised; KubeError only when no answer came back.
+        """
+
+        def get() -> ProxyResponse:
+            resource = "/api/v1/namespaces/{namespace}/pods/{name}/proxy"
+            method, url, headers, _, _ = self._api.param_serialize(
+                method="GET",
+                resource_path=resource + quote(path if path.startswith("/") else f"/{path}"),
+                path_params={"namespace": namespace, "name": f"{pod}:{port}"},
+                header_params={"Accept": "*/*"},
+                auth_settings=["BearerToken"],
+            )
+            # The generated method follows redirects and raises on 4xx/5xx: a raw request.
+            response = self._api.rest_client.pool_manager.request(
+                method,
+                url,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                timeout=urllib3.Timeout(total=self._timeout),
+            )
+            try:
+                body = response.read(MAX_PROXY_BODY * 4, decode_content=True)
+            finally:
+                response.release_conn()
+            text = bytes(body).decode("utf-8", errors="replace")[:MAX_PROXY_BODY]
+            return ProxyResponse(response.status, dict(response.headers), text)
+
+        return await self._run(get)
+
+    async def get_secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        """A Secret's data, decoded (values that are not UTF-8 are refused)."""
+        secret = await self._call(self._core.read_namespaced_secret, name, namespace)
+        try:
+            return {
+                key: base64.b64decode(value).decode("utf-8")
+                for key, value in (secret.get("data") or {}).items()
+            }
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise KubeError(f"secret {namespace}/{name} holds a value that is not text") from exc
+
+    async def list_node_architectures(self) -> set[str]:
+        """CPU architectures of the cluster's nodes (e.g. amd64, arm64)."""
+        result = await self._call(self._core.list_node)
+        architectures = set()
+        for node in result.get("items") or []:
+            arch = (node.get("status") or {}).get("nodeInfo", {}).get("architecture") or (
+                (node.get("metadata") or {}).get("labels") or {}
+            ).get("kubernetes.io/arch")
+            if arch:
+                architectures.add(str(arch))
+        return architectures
+
+    async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Run a generated client method; its model comes back as a plain dict."""
+
+        def call() -> dict[str, Any]:
+            result = method(*args, _request_timeout=self._timeout, **kwargs)
+            return dict(self._api.sanitize_for_serialization(result) or {})
+
+        return await self._run(call)
+
+    async def _run(self, function: Callable[[], T]) -> T:
+        return await asyncio.to_thread(functools.partial(_translated, function))
+
+
+def _translated(function: Callable[[], T]) -> T:
+    """Call `function`, turning the client's exceptions into ours."""
+    try:
+        return function()
+    except ApiException as exc:
+        raise _from_api_exception(exc) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise KubeError(f"Kubernetes API unreachable: {exc}") from exc
+
+
+def _from_api_exception(exc: ApiException) -> KubeError:
+    status = int(exc.status) if exc.status else None
+    message, reason = _status_message(exc)
+    text = f"Kubernetes API: {message or exc.reason or 'request failed'}"
+    if status == 404:
+        return KubeNotFoundError(text, status=status, reason=reason)
+    if status in (401, 403):
+        return KubeForbiddenError(text, status=status, reason=reason)
+    if status == 409:
+        return KubeConflictError(text, status=status, reason=reason)
+    return KubeError(text, status=status, reason=reason)
+
+
+def _status_message(exc: ApiException) -> tuple[str | None, str | None]:
+    """The message and reason of the API server's Status body, when there is one."""
+    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+    try:
+        document = json.loads(body) if body else None
+    except ValueError:
+        return (body[:500] if body else None), None
+    if not isinstance(document, dict):
+        return None, None
+    return document.get("message"), document.get("reason")
+
+
+def _event_time(event: Mapping[str, Any]) -> str:
+    return str(
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
