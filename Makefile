@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint unit tools e2e bench
+.PHONY: install test lint e2e bench crds lock
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +25,12 @@ e2e:
 
 bench:
 	$(BIN)/python tests/benchmark.py
+
+# The CRD is generated from the pydantic models; the chart holds a byte-for-byte copy.
+crds:
+	$(BIN)/renku-env-operator crd > crds/globalenvironments.renku.io.yaml
+	cp crds/globalenvironments.renku.io.yaml helm/renku-env-operator/files/
+
+# Pinned versions for CI and the container image (plain name==version lines).
+lock:
+	$(BIN)/pip freeze --exclude-editable --exclude renku-env-operator > requirements.lock

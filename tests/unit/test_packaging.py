@@ -1,0 +1,216 @@
+"""Packaging: the Dockerfile, and the wheel it builds, as far as they can be tested without Docker.
+
+The Dockerfile is parsed with `dockerfile` (BuildKit's own parser). The wheel is built from
+exactly what the Dockerfile copies, installed into a fresh virtualenv, and its console script
+run. Dependencies are not installed again: a .pth file in the fresh venv adds the project
+venv's site-packages *after* its own. Path entries listed in a .pth file are appended to
+sys.path but their own .pth files are not run, so the project's editable install (itself a
+.pth pointing at operator/) stays invisible and the import must come from the wheel.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_PACKAGE = ROOT / "operator" / "renku_env_operator"
+# Written by the lead alongside this file; until then the build context is incomplete.
+NOT_YET_WRITTEN_OK = {"requirements.lock"}
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One Dockerfile instruction, as BuildKit's parser reads it."""
+
+    cmd: str
+    value: tuple[str, ...]
+    flags: tuple[str, ...]
+    json: bool
+
+
+def instructions() -> list[Instruction]:
+    # `dockerfile` ships no type information: keep its untyped objects inside this function.
+    parser: Any = importlib.import_module("dockerfile")
+    return [
+        Instruction(c.cmd, tuple(c.value), tuple(c.flags), bool(c.json))
+        for c in parser.parse_file(str(ROOT / "Dockerfile"))
+    ]
+
+
+def stages() -> list[list[Instruction]]:
+    """The instructions of each build stage, FROM first."""
+    result: list[list[Instruction]] = []
+    for command in instructions():
+        if command.cmd == "FROM":
+            result.append([])
+        if result:
+            result[-1].append(command)
+    return result
+
+
+def global_args() -> dict[str, str]:
+    """ARG defaults declared before the first FROM (usable in FROM lines)."""
+    args: dict[str, str] = {}
+    for command in instructions():
+        if command.cmd == "FROM":
+            break
+        if command.cmd == "ARG":
+            name, _, default = command.value[0].partition("=")
+            args[name] = default
+    return args
+
+
+def copied_sources() -> list[str]:
+    """What COPY takes from the build context (not from other stages)."""
+    sources = []
+    for command in instructions():
+        if command.cmd == "COPY" and not any(f.startswith("--from") for f in command.flags):
+            sources += list(command.value[:-1])
+    return sources
+
+
+def test_base_images_are_pinned_by_tag() -> None:
+    args = global_args()
+    froms = [stage[0].value for stage in stages()]
+    assert len(froms) >= 2, "multi-stage: a builder and a clean runtime"
+    for value in froms:
+        image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], value[0])
+        name, _, tag = image.rpartition(":")
+        assert name.startswith("python"), image
+        assert re.fullmatch(r"3\.1[1-9](\.\d+)?-slim(-\w+)?", tag), image
+
+
+def test_runtime_stage_runs_as_the_charts_non_root_user() -> None:
+    runtime = stages()[-1]
+    users = [c.value[0] for c in runtime if c.cmd == "USER"]
+    assert users, "the runtime stage must set USER"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit(), "numeric, so that runAsNonRoot can verify it"
+    assert int(uid) == 10001
+    deployment = (ROOT / "helm/renku-env-operator/templates/deployment.yaml").read_text()
+    assert f"runAsUser: {uid}" in deployment
+
+
+def test_entrypoint_is_the_console_script() -> None:
+    runtime = stages()[-1]
+    (entrypoint,) = [c for c in runtime if c.cmd == "ENTRYPOINT"]
+    (cmd,) = [c for c in runtime if c.cmd == "CMD"]
+    # Exec form: signals reach the operator, not a shell.
+    assert entrypoint.json
+    assert cmd.json
+    assert entrypoint.value == ("renku-env-operator",)
+    assert cmd.value == ("run",)
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert "renku-env-operator" in scripts
+
+
+def test_runtime_environment_and_labels() -> None:
+    runtime = stages()[-1]
+    env: dict[str, str] = {}
+    for command in (c for c in runtime if c.cmd == "ENV"):
+        env.update(zip(command.value[::2], command.value[1::2], strict=True))
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["HOME"] == "/tmp", "the only writable mount under a read-only root filesystem"
+    labels = {v for c in runtime if c.cmd == "LABEL" for v in c.value[::2]}
+    for key in ("title", "source", "version", "revision", "licenses", "created"):
+        assert f"org.opencontainers.image.{key}" in labels
+
+
+def test_dependencies_come_from_the_lock() -> None:
+    assert "requirements.lock" in copied_sources()
+    runs = " ".join(c.value[0] for c in instructions() if c.cmd == "RUN")
+    assert "--constraint requirements.lock" in runs
+
+
+def test_dockerignore_lets_in_what_the_dockerfile_copies() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in lines, "an allow-list: nothing enters the context by accident"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    for source in copied_sources():
+        assert source.rstrip("/") in allowed, source
+
+
+def test_the_build_context_exists() -> None:
+    missing = [s for s in copied_sources() if not (ROOT / s).exists()]
+    if set(missing) <= NOT_YET_WRITTEN_OK and missing:
+        pytest.skip(f"not written yet: {missing}")
+    assert not missing
+
+
+def build_context(target: Path) -> Path:
+    """A copy of what the Dockerfile copies, so that the build leaves the checkout clean."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
+    target.mkdir(parents=True)
+    for source in copied_sources():
+        path = ROOT / source
+        if path.is_dir():
+            shutil.copytree(path, target / source, ignore=ignore)
+        elif path.exists():
+            shutil.copy2(path, target / source)
+    return target
+
+
+def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [str(c) for c in command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.timeout(90)
+def test_the_wheel_installs_and_its_command_runs(tmp_path: Path) -> None:
+    context = build_context(tmp_path / "context")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    run(*pip, "wheel", "--no-deps", "--wheel-dir", tmp_path / "dist", "./", cwd=context)
+    (wheel,) = (tmp_path / "dist").glob("renku_env_operator-*.whl")
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {
+        f"renku_env_operator/{p.relative_to(SOURCE_PACKAGE)}"
+        for p in SOURCE_PACKAGE.rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert modules <= names, modules - names
+    assert "renku_env_operator/py.typed" in names
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "renku-env-operator = renku_env_operator.cli:main" in scripts
+
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
+    python = venv / "bin" / "python"
+    run(*pip, "--python", python, "install", "--no-deps", "--no-index", wheel, cwd=tmp_path)
+    # Only now, so that pip did not see the project's editable install as already there.
+    site = run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=tmp_path)
+    Path(site.strip(), "project_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = run(python, "-c", "import renku_env_operator as m; print(m.__file__)", cwd=tmp_path)
+    assert where.startswith(str(venv)), where
+    command = venv / "bin" / "renku-env-operator"
+    usage = run(command, "--help", cwd=tmp_path, env=env)
+    assert all(name in usage for name in ("run", "validate", "crd")), usage
+    # The CRD comes out of the installed package alone (no source tree, no data left behind).
+    crd = yaml.safe_load(run(command, "crd", cwd=tmp_path, env=env))
+    assert crd["metadata"]["name"] == "globalenvironments.renku.io"
