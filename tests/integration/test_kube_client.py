@@ -69,7 +69,8 @@ async def test_proxy(kube: Kube) -> None:
     assert r.status == 302, r
     assert r.headers["Location"] == "/sessions/x/lab"
     r = await k.proxy_get("ns", "p1", 8080, "/other")
-    assert r.status == 404 and len(r.body) == 2000
+    assert r.status == 404
+    assert len(r.body) == 2000
     r = await k.proxy_get("ns", "p1", 9999, "/")
     assert r.status == 503, r
     assert "error trying to reach service" in r.body
