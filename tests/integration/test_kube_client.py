@@ -1,12 +1,10 @@
-"""Scratch check of clients/kube.py against the kmock-based emulator (not part of the repo)."""
+"""clients/kube.py against the emulated API server: pods, logs, events, proxy, secrets, nodes."""
 
 from __future__ import annotations
 
 import base64
 
 import pytest
-from tests.support.kube import Kube
-from tests.support.kube_pods import ProxyAnswer
 
 from renku_env_operator.clients.kube import (
     KubeClient,
@@ -14,6 +12,8 @@ from renku_env_operator.clients.kube import (
     KubeError,
     KubeNotFoundError,
 )
+from tests.support.kube import Kube
+from tests.support.kube_pods import ProxyAnswer
 
 POD = {
     "apiVersion": "v1",

@@ -35,7 +35,10 @@ from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
 
-SPEC_PATH = Path("/work/shared/renku/environments-api.spec.yaml")
+# A copy of shared/renku/environments-api.spec.yaml (upstream renku-data-services, main at
+# e81895b4); tests/unit/test_renku_double.py checks it still equals the shared one when present.
+SPEC_PATH = Path(__file__).resolve().parents[1] / "data" / "renku" / "environments-api.spec.yaml"
+SHARED_SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "renku" / SPEC_PATH.name
 API_ROOT = "/api/data"
 TOKEN_PATH = "/realms/renku/protocol/openid-connect/token"
 ADMIN_TOKEN = '{"id":"admin1","is_admin":true,"email":"admin@example.org"}'

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.support import renku_double as double_module
 from tests.support.renku_double import RenkuDouble
 
@@ -511,3 +512,11 @@ def test_ulids_are_unique_and_upper_case() -> None:
 
     assert len(set(ids)) == 200
     assert all(double_module.ULID_RE.match(i) for i in ids)
+
+
+def test_the_vendored_openapi_spec_is_the_shared_one() -> None:
+    from tests.support.renku_double import SHARED_SPEC_PATH, SPEC_PATH
+
+    if not SHARED_SPEC_PATH.exists():
+        pytest.skip(f"no shared spec at {SHARED_SPEC_PATH}")
+    assert SPEC_PATH.read_bytes() == SHARED_SPEC_PATH.read_bytes(), "copy shared/renku's spec into tests/data/renku"
