@@ -27,7 +27,7 @@ from ..domain.payload import Declared
 from .renku_sync import AdoptionError, RenkuSync
 
 if TYPE_CHECKING:
-    from .reconciler import ObjectRef, Work
+    from .work import ObjectRef, Work
 
 StatusWriter = Callable[["ObjectRef", dict[str, Any]], Awaitable[None]]
 

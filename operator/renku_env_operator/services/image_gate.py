@@ -1,0 +1,74 @@
+"""The image gate: registry facts and checks decide which image (digest-pinned) is tested."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..api.spec import GlobalEnvironmentSpec
+from ..api.status import ImageStatus
+from ..config import Settings
+from ..domain import conditions as cond
+from .work import Work
+
+
+class ImageVerifier(Protocol):
+    async def verify(
+        self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, key: str = ""
+    ) -> ImageStatus: ...
+
+
+class ImageGate:
+    """Asks the verifier (when checks are on) and turns its findings into ImageVerified."""
+
+    def __init__(self, settings: Settings, images: ImageVerifier | None) -> None:
+        self.settings = settings
+        self.images = images
+
+    async def verify(self, work: Work, spec: GlobalEnvironmentSpec) -> str | None:
+        """The image to test and publish (digest-pinned when known), or None when blocked."""
+        if self.images is None or not self.settings.image_checks:
+            work.condition(
+                cond.IMAGE_VERIFIED, "True", "ChecksDisabled", "Registry checks are disabled."
+            )
+            return spec.image
+        previous = work.status.image
+        image_status = await self.images.verify(spec, previous, key=work.ref.uid)
+        _report_update(work, previous, image_status)
+        work.status = work.status.model_copy(update={"image": image_status})
+        errors = [f for f in image_status.findings if f.severity == "Error"]
+        warnings = [f for f in image_status.findings if f.severity == "Warning"]
+        if errors:
+            first = errors[0]
+            work.condition(cond.IMAGE_VERIFIED, "False", first.reason, _join(errors))
+            return None
+        if warnings:
+            work.condition(cond.IMAGE_VERIFIED, "True", "VerifiedWithWarnings", _join(warnings))
+        else:
+            digest = image_status.digest or "unknown digest"
+            work.condition(
+                cond.IMAGE_VERIFIED, "True", "Verified", f"{spec.image} is public ({digest})."
+            )
+        if image_status.digest and "@" not in spec.image:
+            return f"{spec.image}@{image_status.digest}"
+        return spec.image
+
+
+def _report_update(work: Work, previous: ImageStatus | None, new: ImageStatus) -> None:
+    """An Event when a newer version appears, and when the tag moved to another digest."""
+    if new.latest_version and (previous is None or previous.latest_version != new.latest_version):
+        work.event(
+            "Normal",
+            "UpdateAvailable",
+            f"A newer image version is available: {new.latest_version}.",
+        )
+    moved = previous is not None and previous.reference == new.reference
+    if moved and previous and previous.digest and new.digest and previous.digest != new.digest:
+        work.event(
+            "Warning",
+            "ImageTagMoved",
+            f"{new.reference} now points to {new.digest} (was {previous.digest}): smoke-testing it again.",
+        )
+
+
+def _join(findings: list[Any]) -> str:
+    return " ".join(f"{f.check}: {f.message}" for f in findings)

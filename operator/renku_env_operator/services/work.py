@@ -1,0 +1,68 @@
+"""The state of one reconcile: the object, its status as it evolves, the Events to post."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..api.status import Condition, ConditionStatus, GlobalEnvironmentStatus
+from ..domain import conditions as cond
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """The GlobalEnvironment being reconciled."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    retest: str | None = None
+    """Value of the renku.io/retest annotation: a new value asks for a new smoke test."""
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    status: GlobalEnvironmentStatus
+    events: list[Event] = field(default_factory=list)
+    retry_after: float | None = None
+    message: str = ""
+
+
+@dataclass
+class Work:
+    """Mutable scratch state of one reconcile."""
+
+    ref: ObjectRef
+    status: GlobalEnvironmentStatus
+    conditions: list[Condition]
+    events: list[Event] = field(default_factory=list)
+
+    def condition(self, type_: str, status: ConditionStatus, reason: str, msg: str) -> None:
+        old = cond.find(self.conditions, type_)
+        self.conditions = cond.set_condition(
+            self.conditions, type_, status, reason, msg, self.ref.generation
+        )
+        changed = old is None or (old.status, old.reason, old.message) != (status, reason, msg)
+        if changed and status == "False" and reason not in {"Pending"}:
+            self.events.append(Event("Warning", reason, f"{type_}: {msg}"))
+
+    def event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        self.events.append(Event(type_, reason, message))
+
+
+def parse_status(raw: Mapping[str, Any]) -> GlobalEnvironmentStatus:
+    """The stored status; fields of older operator versions are ignored, not fatal."""
+    known = {k: v for k, v in dict(raw).items() if k in _STATUS_ALIASES}
+    return GlobalEnvironmentStatus.model_validate(known)
+
+
+_STATUS_ALIASES = {f.alias or name for name, f in GlobalEnvironmentStatus.model_fields.items()}
