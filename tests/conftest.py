@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.support.kubelet",
     "tests.support.operator_runner",
     "tests.support.renku_fixtures",
+    "tests.support.registry",
     "tests.support.operator_fixtures",
 ]
 

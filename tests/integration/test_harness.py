@@ -17,6 +17,7 @@ import kubernetes.client
 import kubernetes.config
 import kubernetes.watch
 import pytest
+
 from tests.support.kube import GENV, PODS, Kube, KubeApiError, dig
 from tests.support.kube_pods import ProxyAnswer
 from tests.support.kube_steps import hold, scheduled, started

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tests.support.oci_images import push_image
 
 from renku_env_operator.clients.registry import (
     ImageNotFoundError,
@@ -25,6 +24,7 @@ from renku_env_operator.domain.images import (
     newer_versions,
     parse_image_reference,
 )
+from tests.support.oci_images import push_image
 
 if TYPE_CHECKING:  # the fixtures module is loaded as a plugin, so it is not imported here
     from tests.support.registry import RegistryServer

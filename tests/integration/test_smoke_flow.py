@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from renku_env_operator.domain.smokepod import GLOBAL_ENVIRONMENT, ROLE
 from tests.support.kube import GENV, PODS, Kube
 from tests.support.kubelet import Kubelet
 from tests.support.operator_fixtures import NAMESPACE, condition, genv, has_condition
 from tests.support.renku_double import RenkuDouble
-
-from renku_env_operator.domain.smokepod import GLOBAL_ENVIRONMENT, ROLE
 
 PROBE_LOG = "\n".join(
     [

@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from tests.support.renku_double import TOKEN_PATH, RenkuDouble
 
 from renku_env_operator.clients.renku import RenkuClient
 from renku_env_operator.clients.renku_auth import (
@@ -25,6 +24,7 @@ from renku_env_operator.clients.renku_errors import (
     RenkuError,
     RenkuUnavailableError,
 )
+from tests.support.renku_double import TOKEN_PATH, RenkuDouble
 
 SPEC = {"name": "Python", "container_image": "renku/renkulab-py:3.10-0.18.1"}
 FAST: dict[str, Any] = {"retry_wait_initial": 0.01, "retry_wait_max": 0.05, "timeout": 2.0}

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
-from tests.support.renku_double import RenkuDouble
 
 from renku_env_operator.clients.renku import RenkuClient, parse_retry_after
 from renku_env_operator.clients.renku_auth import StaticToken, StaticTokenAuth
@@ -27,6 +26,7 @@ from renku_env_operator.clients.renku_errors import (
     RenkuUnavailableError,
     RenkuValidationError,
 )
+from tests.support.renku_double import RenkuDouble
 
 IMAGE = "renku/renkulab-py:3.10-0.18.1"
 UNKNOWN_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"

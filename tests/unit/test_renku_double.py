@@ -519,4 +519,6 @@ def test_the_vendored_openapi_spec_is_the_shared_one() -> None:
 
     if not SHARED_SPEC_PATH.exists():
         pytest.skip(f"no shared spec at {SHARED_SPEC_PATH}")
-    assert SPEC_PATH.read_bytes() == SHARED_SPEC_PATH.read_bytes(), "copy shared/renku's spec into tests/data/renku"
+    assert SPEC_PATH.read_bytes() == SHARED_SPEC_PATH.read_bytes(), (
+        "copy shared/renku's spec into tests/data/renku"
+    )

@@ -86,4 +86,11 @@ def read_documents(source: str) -> Iterator[Document]:
 
 
 def _one_line(exc: YAMLError) -> str:
-    return " ".join(str(exc).split())
+    """Where and what, without ruamel's internal '<unicode string>' marks and help links."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    what = f"{context}: {problem}" if context else str(problem)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {' '.join(what.split())}"

@@ -83,7 +83,7 @@ def validate_spec(spec: Mapping[str, Any]) -> tuple[GlobalEnvironmentSpec | None
     try:
         parsed = GlobalEnvironmentSpec.model_validate(dict(spec), by_alias=True, by_name=False)
     except ValidationError as exc:
-        return None, [Problem(("spec", *p.path), p.message) for p in _from_pydantic(exc)]
+        return None, _from_pydantic(exc, prefix=("spec",))
     return parsed, spec_warnings(parsed)
 
 
@@ -124,8 +124,12 @@ def _inside(path: str, parent: str) -> bool:
     return parent in {"/", path} or path.startswith(parent + "/")
 
 
-def _from_pydantic(exc: ValidationError) -> list[Problem]:
-    return [Problem(_path(err), _explain(err)) for err in exc.errors(include_url=False)]
+def _from_pydantic(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        path = (*prefix, *_path(err))
+        problems.append(Problem(path, _explain(err, path)))
+    return problems
 
 
 def _path(err: ErrorDetails) -> tuple[str | int, ...]:
@@ -144,10 +148,10 @@ _EXPECTED = {
 }
 
 
-def _explain(err: ErrorDetails) -> str:
-    kind, msg, loc = err["type"], err["msg"], err["loc"]
+def _explain(err: ErrorDetails, loc: tuple[str | int, ...]) -> str:
+    kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        return _unknown_field(err)
+        return _unknown_field(loc)
     if kind == "missing":
         return "is required: add it"
     if kind == "value_error":
@@ -216,9 +220,9 @@ _MIX_UPS = {
 }
 
 
-def _unknown_field(err: ErrorDetails) -> str:
-    field = str(err["loc"][-1])
-    close = _suggest(field, _known_fields(err["loc"][:-1]))
+def _unknown_field(loc: tuple[str | int, ...]) -> str:
+    field = str(loc[-1])
+    close = _suggest(field, _known_fields(loc[:-1]))
     hint = f"did you mean {close!r}?" if close else "remove it or check the spelling"
     return f"unknown field {field!r}: {hint}"
 
