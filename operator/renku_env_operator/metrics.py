@@ -54,3 +54,27 @@ AVAILABLE_UPDATES = Gauge(
     "GlobalEnvironments whose image has a newer version in the allowed range.",
 )
 BUILD_INFO = Info(f"{PREFIX}_build", "Version of the running operator.")
+
+
+class ReadyGauge:
+    """Keeps GLOBAL_ENVIRONMENTS equal to the count of objects per Ready status."""
+
+    STATUSES = ("True", "False", "Unknown")
+
+    def __init__(self) -> None:
+        self._by_uid: dict[str, str] = {}
+
+    def set(self, uid: str, status: str) -> None:
+        self._by_uid[uid] = status
+        self._publish()
+
+    def forget(self, uid: str) -> None:
+        self._by_uid.pop(uid, None)
+        self._publish()
+
+    def _publish(self) -> None:
+        counts = dict.fromkeys(self.STATUSES, 0)
+        for status in self._by_uid.values():
+            counts[status] = counts.get(status, 0) + 1
+        for status, count in counts.items():
+            GLOBAL_ENVIRONMENTS.labels(status).set(count)

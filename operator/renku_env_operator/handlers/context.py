@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..config import Settings
+from ..metrics import ReadyGauge
 from ..services.reconciler import Reconciler
 from ..services.smoketest import SmokeTester
 
@@ -18,6 +19,7 @@ class OperatorContext:
     reconciler: Reconciler
     smoke: SmokeTester
     closers: list[Closer] = field(default_factory=list)
+    ready: ReadyGauge = field(default_factory=ReadyGauge)
 
     async def aclose(self) -> None:
         for closer in reversed(self.closers):

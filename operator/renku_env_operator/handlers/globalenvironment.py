@@ -71,6 +71,8 @@ async def reconcile(
             ref, body.spec, body.status, _claimed(renku_ids, ref)
         )
         apply_outcome(body, patch, outcome, body.status)
+        ready = next((c for c in outcome.status.conditions if c.type == "Ready"), None)
+        context.ready.set(ref.uid, ready.status if ready else "Unknown")
         result = "success"
     finally:
         metrics.RECONCILES.labels(handler, result).inc()
@@ -109,4 +111,6 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
         apply_outcome(body, patch, outcome, body.status)
         if outcome.retry_after is not None:
             raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
+        await context.smoke.cancel(ref.uid)  # pods in another namespace have no owner to follow
         context.reconciler.forget(ref.uid)
+        context.ready.forget(ref.uid)

@@ -16,6 +16,8 @@ class ImageVerifier(Protocol):
         self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, key: str = ""
     ) -> ImageStatus: ...
 
+    def forget(self, key: str) -> None: ...
+
 
 class ImageGate:
     """Asks the verifier (when checks are on) and turns its findings into ImageVerified."""

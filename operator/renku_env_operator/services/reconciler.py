@@ -72,6 +72,8 @@ class Reconciler:
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
         self.publisher.forget(uid)
+        if self.image_gate.images is not None:
+            self.image_gate.images.forget(uid)
 
     async def _reconcile(
         self,

@@ -8,6 +8,7 @@ from typing import Literal, Protocol
 from ..api.spec import GlobalEnvironmentSpec, SmokeTestSpec
 from ..api.status import SmokeTestStatus
 from ..domain import conditions as cond
+from ..clients.kube import KubeError
 from ..domain import images
 from .work import ObjectRef, Work
 
@@ -50,7 +51,13 @@ class SmokeGate:
         running = (
             previous if previous is not None and previous.result in {"Pending", "Running"} else None
         )
-        result = await self.smoke.step(work.ref, spec, image, running, image_workdir=workdir)
+        try:
+            result = await self.smoke.step(work.ref, spec, image, running, image_workdir=workdir)
+        except KubeError as exc:
+            # RBAC, quota or an API server hiccup: say so where the admin looks, retry next tick.
+            msg = f"Cannot run the smoke pod: {exc}. Check the operator's rights on pods in its smoke namespace."
+            work.condition(cond.SMOKE_TESTED, "Unknown", "KubernetesError", msg)
+            return None
         result = result.model_copy(update={"trigger": work.ref.retest})
         work.status = work.status.model_copy(update={"smoke_test": result})
         if result.result in {"Pending", "Running"}:
