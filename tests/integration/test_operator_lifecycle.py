@@ -32,3 +32,41 @@ async def test_first_visit_sets_conditions_and_publishes(
     assert env["default_url"] == "/"
     assert ready["metadata"]["finalizers"] == ["globalenvironments.renku.io/finalizer"]
     await kube.wait_event("jupyter", "Created", namespace=NAMESPACE)
+
+
+async def test_work_outside_the_mount_directory_is_warned_about(
+    kube: Kube, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    await start_operator()
+    spec = {
+        "workingDirectory": "/tmp",
+        "mountDirectory": "/home/renku/work",
+        "smokeTest": {"enabled": False},
+    }
+    await kube.create(genv("lossy", **spec))
+
+    ready = await kube.wait_for(GENV, NAMESPACE, "lossy", has_condition("Ready", "True"))
+
+    validated = condition(ready, "Validated")
+    assert validated is not None
+    assert validated["reason"] == "ValidWithWarnings"
+    assert "lost when a session is paused" in validated["message"]
+    event = await kube.wait_event("lossy", "SpecWarning", namespace=NAMESPACE)
+    assert event["type"] == "Warning"
+
+
+async def test_a_spec_the_api_server_should_have_refused_is_not_published(
+    kube: Kube, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    # The emulator does not apply the CRD schema, like a cluster with an outdated CRD.
+    await start_operator()
+    await kube.create(genv("broken", port=70000, workingDirectory="relative/path"))
+
+    invalid = await kube.wait_for(GENV, NAMESPACE, "broken", has_condition("Validated", "False"))
+
+    message = condition(invalid, "Validated")["message"]  # type: ignore[index]
+    assert "spec.port" in message
+    assert "spec.workingDirectory" in message
+    assert condition(invalid, "Ready")["reason"] == "Invalid"  # type: ignore[index]
+    assert invalid["status"]["observedGeneration"] == 1
+    assert renku_double.count("POST") == 0

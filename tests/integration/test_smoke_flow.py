@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from renku_env_operator.domain.smokepod import GLOBAL_ENVIRONMENT, ROLE
 from tests.support.kube import GENV, PODS, Kube
+from tests.support.kube_steps import hold, logs, proxy, scheduled, started
 from tests.support.kubelet import Kubelet
 from tests.support.operator_fixtures import NAMESPACE, condition, genv, has_condition
 from tests.support.renku_double import RenkuDouble
@@ -117,3 +119,116 @@ async def test_an_image_that_cannot_be_pulled_never_reaches_renku(
     assert condition(failed, "Synced")["reason"] == "NotPublished"  # type: ignore[index]
     assert renku_double.count("POST") == 0
     assert renku_double.environments == {}
+
+
+async def test_smoke_pods_wait_for_a_free_slot(
+    kube: Kube, kubelet: Kubelet, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    gate = asyncio.Event()
+    held = [logs(""), proxy(8888), scheduled(), hold(gate), started(ready=True)]
+    kubelet.plan({ROLE: "session", GLOBAL_ENVIRONMENT: "first"}, held)
+    plan_session(kubelet, "second", "ready", port=8888)
+    plan_probe(kubelet, "first")
+    plan_probe(kubelet, "second")
+    await start_operator(smoke_max_concurrent=1)
+    await kube.create({**genv("first"), "spec": spec()})
+    await kube.wait_for(
+        GENV, NAMESPACE, "first", has_condition("SmokeTested", "Unknown", "Running")
+    )
+
+    await kube.create({**genv("second"), "spec": spec()})
+    waiting = await kube.wait_for(
+        GENV, NAMESPACE, "second", has_condition("SmokeTested", "Unknown", "Pending")
+    )
+    assert "1" in condition(waiting, "SmokeTested")["message"]  # type: ignore[index]
+    sessions = await kube.list(PODS, NAMESPACE, label_selector=f"{ROLE}=session")
+    assert len(sessions) == 1
+
+    gate.set()
+    for name in ("first", "second"):
+        await kube.wait_for(GENV, NAMESPACE, name, has_condition("Ready", "True"), timeout=20)
+    assert len(renku_double.environments) == 2
+
+
+async def test_a_restarted_operator_finds_its_running_smoke_pod(
+    kube: Kube, kubelet: Kubelet, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    gate = asyncio.Event()
+    held = [logs(""), proxy(8888), scheduled(), hold(gate), started(ready=True)]
+    kubelet.plan({ROLE: "session", GLOBAL_ENVIRONMENT: "jupyter"}, held)
+    plan_probe(kubelet, "jupyter")
+    first = await start_operator()
+    await kube.create({**genv("jupyter"), "spec": spec()})
+    running = await kube.wait_for(
+        GENV, NAMESPACE, "jupyter", has_condition("SmokeTested", "Unknown", "Running")
+    )
+    pod_name = running["status"]["smokeTest"]["podName"]
+
+    await first.thread.stop()
+    await start_operator()
+    gate.set()
+    ready = await kube.wait_for(
+        GENV, NAMESPACE, "jupyter", has_condition("Ready", "True"), timeout=20
+    )
+
+    assert ready["status"]["smokeTest"]["podName"] == pod_name
+    created = {
+        e.object["metadata"]["name"]
+        for e in kube.emulator.log.entries
+        if e.type == "ADDED"
+        and e.object.get("kind") == "Pod"
+        and e.object["metadata"]["labels"].get(ROLE) == "session"
+    }
+    assert created == {pod_name}
+
+
+async def test_the_retest_annotation_runs_the_smoke_test_again(
+    kube: Kube, kubelet: Kubelet, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    kubelet.plan(
+        {ROLE: "session", GLOBAL_ENVIRONMENT: "jupyter"},
+        kubelet.scenario("ready", port=8888),
+        once=False,
+    )
+    kubelet.plan(
+        {ROLE: "probe", GLOBAL_ENVIRONMENT: "jupyter"},
+        kubelet.scenario("completed", log=PROBE_LOG),
+        once=False,
+    )
+    await start_operator()
+    await kube.create({**genv("jupyter"), "spec": spec()})
+    first = await kube.wait_for(
+        GENV, NAMESPACE, "jupyter", has_condition("Ready", "True"), timeout=20
+    )
+    first_pod = first["status"]["smokeTest"]["podName"]
+
+    annotations = {"metadata": {"annotations": {"renku.io/retest": "now"}}}
+    await kube.patch(GENV, NAMESPACE, "jupyter", annotations)
+
+    again = await kube.wait_for(
+        GENV,
+        NAMESPACE,
+        "jupyter",
+        lambda o: (
+            o["status"].get("smokeTest", {}).get("trigger") == "now"
+            and o["status"]["smokeTest"]["result"] == "Passed"
+        ),
+        timeout=20,
+    )
+    assert again["status"]["smokeTest"]["podName"] != first_pod
+    assert renku_double.count("POST") == 1
+
+
+async def test_disabled_smoke_tests_are_reported(
+    kube: Kube, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    await start_operator()
+    await kube.create({**genv("untested"), "spec": {**spec(), "smokeTest": {"enabled": False}}})
+
+    ready = await kube.wait_for(GENV, NAMESPACE, "untested", has_condition("Ready", "True"))
+
+    tested = condition(ready, "SmokeTested")
+    assert tested is not None
+    assert tested["reason"] == "Disabled"
+    assert "without testing" in tested["message"]
+    assert await kube.list(PODS, NAMESPACE) == []
