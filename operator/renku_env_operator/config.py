@@ -7,9 +7,14 @@ so a plain `RENKU_` prefix would collide with a Service called `renku`.
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pydantic_settings
 from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -22,7 +27,13 @@ CommaList = Annotated[list[str], NoDecode]
 class Settings(BaseSettings):
     """Every setting of the operator, with its environment variable RENKU_ENV_OPERATOR_<NAME>."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+    )
 
     # --- Kubernetes ---
     namespaces: CommaList = Field(default_factory=list)
@@ -30,9 +41,7 @@ class Settings(BaseSettings):
     cluster-wide RBAC)."""
     operator_namespace: str = Field(
         default="default",
-        validation_alias=AliasChoices(
-            "operator_namespace", f"{ENV_PREFIX}OPERATOR_NAMESPACE", "POD_NAMESPACE"
-        ),
+        validation_alias=AliasChoices(f"{ENV_PREFIX}OPERATOR_NAMESPACE", "POD_NAMESPACE"),
     )
     """Namespace the operator runs in (from the downward API's POD_NAMESPACE)."""
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
@@ -124,6 +133,11 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
     @property
     def smoke_pod_namespace(self) -> str:
         return self.smoke_namespace or self.operator_namespace
@@ -139,10 +153,38 @@ class SettingsError(Exception):
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with CLI flags as overrides."""
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise SettingsError("invalid operator settings:\n  " + "\n  ".join(unknown))
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         raise SettingsError(describe_settings_error(exc)) from None
+    except pydantic_settings.SettingsError as exc:
+        # Raised for JSON that does not parse; its message names the field, not the variable.
+        field = str(exc).split('"')[1] if '"' in str(exc) else "?"
+        raise SettingsError(
+            f"invalid operator settings:\n  setting {ENV_PREFIX}{field.upper()}: not valid JSON "
+            '(write e.g. {"key": "value"} for a map or [{...}] for a list)'
+        ) from None
+
+
+# Variables Kubernetes injects for a Service named renku-env-operator[-...] (service links).
+_SERVICE_LINK = re.compile(
+    r"_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?)$"
+)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Misspelled RENKU_ENV_OPERATOR_* variables: silently ignoring them hides mistakes."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    problems = []
+    candidates = (v for v in environ if v.startswith(ENV_PREFIX) and v not in known)
+    for variable in sorted(v for v in candidates if not _SERVICE_LINK.search(v)):
+        close = difflib.get_close_matches(variable, known, n=1)
+        hint = f": did you mean {close[0]}?" if close else ": no such setting"
+        problems.append(f"setting {variable} is unknown{hint}")
+    return problems
 
 
 def describe_settings_error(exc: ValidationError) -> str:
@@ -150,7 +192,12 @@ def describe_settings_error(exc: ValidationError) -> str:
     for error in exc.errors():
         field = ".".join(str(p) for p in error["loc"])
         env = field if field.isupper() else f"{ENV_PREFIX}{field.upper()}"
-        # Never echo what might be a secret.
-        shown = "" if "token" in field.lower() else f" (got {error.get('input')!r})"
-        lines.append(f"setting {env}: {error['msg']}{shown}")
+        # Never echo what might be a secret (a token, or a URL with user:password@).
+        secretive = any(word in field.lower() for word in ("token", "url", "secret"))
+        shown = "" if secretive else f" (got {error.get('input')!r})"
+        link = str(error.get("input", "")).startswith("tcp://")
+        hint = (
+            " (a Kubernetes service link: set enableServiceLinks: false on the pod)" if link else ""
+        )
+        lines.append(f"setting {env}: {error['msg']}{shown}{hint}")
     return "invalid operator settings:\n  " + "\n  ".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ class Finding:
 class Summary:
     checked: int = 0
     findings: list[Finding] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def invalid(self) -> int:
@@ -68,7 +70,16 @@ def run_validate(paths: list[str]) -> Summary:
     summary = Summary()
     for source, explicit in expand(paths):
         found = 0
-        for document in read_documents(source):
+        try:
+            documents = list(read_documents(source))
+        except ManifestError:
+            # A directory may hold Helm templates and other non-YAML: skip those, unless the
+            # file claims to hold a GlobalEnvironment.
+            if explicit or _mentions_global_environment(source):
+                raise
+            summary.skipped.append(source)
+            continue
+        for document in documents:
             if not is_global_environment(document.data):
                 continue
             found += 1
@@ -81,6 +92,13 @@ def run_validate(paths: list[str]) -> Summary:
                 "kind GlobalEnvironment)"
             )
     return summary
+
+
+def _mentions_global_environment(source: str) -> bool:
+    try:
+        return "GlobalEnvironment" in Path(source).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True
 
 
 @click.command("validate")
@@ -103,6 +121,8 @@ def validate_command(paths: tuple[str, ...], output: str) -> None:
     else:
         for finding in summary.findings:
             click.echo(finding.text())
+        for source in summary.skipped:
+            click.echo(f"{source}: skipped: not valid YAML and no GlobalEnvironment in it", err=True)
         click.echo(
             f"{summary.checked} GlobalEnvironment(s) checked, {summary.invalid} invalid, "
             f"{sum(f.severity == 'warning' for f in summary.findings)} warning(s)"
@@ -116,4 +136,5 @@ def _as_json(summary: Summary) -> dict[str, Any]:
         "checked": summary.checked,
         "invalid": summary.invalid,
         "findings": [finding.__dict__ for finding in summary.findings],
+        "skipped": summary.skipped,
     }

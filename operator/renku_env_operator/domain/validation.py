@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 
 from ..api import crd, rules
 from ..api.spec import GlobalEnvironmentSpec
+from . import images
 
 Severity = Literal["error", "warning"]
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -74,6 +75,7 @@ def validate_manifest(document: Mapping[str, Any]) -> list[Problem]:
         problems.extend(_from_pydantic(exc))
         return problems
     problems.extend(_cross_field(manifest.metadata.name, manifest.spec))
+    problems.extend(spec_errors(manifest.spec))
     problems.extend(spec_warnings(manifest.spec))
     return problems
 
@@ -84,13 +86,28 @@ def validate_spec(spec: Mapping[str, Any]) -> tuple[GlobalEnvironmentSpec | None
         parsed = GlobalEnvironmentSpec.model_validate(dict(spec), by_alias=True, by_name=False)
     except ValidationError as exc:
         return None, _from_pydantic(exc, prefix=("spec",))
-    return parsed, spec_warnings(parsed)
+    return parsed, spec_errors(parsed) + spec_warnings(parsed)
 
 
 def _cross_field(name: str, spec: GlobalEnvironmentSpec) -> list[Problem]:
     if not rules.NAME_FITS_RENKU.check((spec.name, name)):
         return [Problem(("metadata", "name"), rules.NAME_FITS_RENKU.message)]
     return []
+
+
+def spec_errors(spec: GlobalEnvironmentSpec) -> list[Problem]:
+    """What a schema cannot say: the full image grammar and npm semver ranges."""
+    errors: list[Problem] = []
+    image_problem = images.image_reference_problem(spec.image)
+    if image_problem:
+        errors.append(Problem(("spec", "image"), image_problem))
+    update_range = spec.image_policy.update_range if spec.image_policy else None
+    if update_range is not None:
+        try:
+            images.validate_version_range(update_range)
+        except images.InvalidVersionRange as exc:
+            errors.append(Problem(("spec", "imagePolicy", "updateRange"), str(exc)))
+    return errors
 
 
 def spec_warnings(spec: GlobalEnvironmentSpec) -> list[Problem]:

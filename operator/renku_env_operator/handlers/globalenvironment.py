@@ -43,7 +43,11 @@ def _claimed(index: kopf.Index[str, str], ref: ObjectRef) -> set[str]:
 
 
 def apply_outcome(
-    body: kopf.Body, patch: kopf.Patch, outcome: Outcome, old: Mapping[str, Any]
+    body: kopf.Body,
+    patch: kopf.Patch,
+    outcome: Outcome,
+    old: Mapping[str, Any],
+    logger: kopf.Logger | None = None,
 ) -> None:
     new_status = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
     for key, value in new_status.items():
@@ -54,6 +58,9 @@ def apply_outcome(
             patch.status[key] = None
     for event in outcome.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+        if logger is not None:
+            # Info level: below kopf's posting level, so the line is not posted a second time.
+            logger.info("%s %s: %s", event.type, event.reason, event.message)
 
 
 async def reconcile(
@@ -62,6 +69,7 @@ async def reconcile(
     patch: kopf.Patch,
     memo: kopf.Memo,
     renku_ids: kopf.Index[str, str],
+    logger: kopf.Logger,
 ) -> None:
     context = _context(memo)
     ref = _ref(body)
@@ -70,7 +78,7 @@ async def reconcile(
         outcome = await context.reconciler.reconcile(
             ref, body.spec, body.status, _claimed(renku_ids, ref)
         )
-        apply_outcome(body, patch, outcome, body.status)
+        apply_outcome(body, patch, outcome, body.status, logger)
         ready = next((c for c in outcome.status.conditions if c.type == "Ready"), None)
         context.ready.set(ref.uid, ready.status if ready else "Unknown")
         result = "success"
@@ -89,7 +97,7 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
     @kopf.on.create(*RESOURCE, id="reconcile", registry=registry)
     @kopf.on.update(*RESOURCE, id="reconcile", field="spec", registry=registry)
     async def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        await reconcile("change", body, patch, memo, kwargs["renku_ids"])
+        await reconcile("change", body, patch, memo, kwargs["renku_ids"], kwargs["logger"])
 
     @kopf.timer(
         *RESOURCE,
@@ -99,16 +107,21 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
         registry=registry,
     )
     async def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        await reconcile("timer", body, patch, memo, kwargs["renku_ids"])
+        await reconcile("timer", body, patch, memo, kwargs["renku_ids"], kwargs["logger"])
 
     @kopf.on.delete(*RESOURCE, id="retire", registry=registry)
     async def on_delete(
-        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
+        body: kopf.Body,
+        patch: kopf.Patch,
+        memo: kopf.Memo,
+        retry: int,
+        logger: kopf.Logger,
+        **_: Any,
     ) -> None:
         context = _context(memo)
         ref = _ref(body)
         outcome = await context.reconciler.retire(ref, body.spec, body.status, attempt=retry + 1)
-        apply_outcome(body, patch, outcome, body.status)
+        apply_outcome(body, patch, outcome, body.status, logger)
         if outcome.retry_after is not None:
             raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
         await context.smoke.cancel(ref.uid)  # pods in another namespace have no owner to follow

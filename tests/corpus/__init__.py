@@ -1,0 +1,1 @@
+"""Manifest corpus: invalid GlobalEnvironments with their expected findings, and tricky valid ones."""
