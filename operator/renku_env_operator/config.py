@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     """Timeout of one request to Renku."""
     renku_retry_attempts: int = Field(default=3, ge=1, le=10)
     """Attempts for a transient failure of one Renku request, within one reconcile."""
-    drift_interval_seconds: float = Field(default=300.0, ge=1)
+    drift_interval_seconds: float = Field(default=300.0, gt=0)
     """How often Renku is compared with the declared state (one list request per interval)."""
     delete_attempts: int = Field(default=10, ge=1)
     """Reconcile attempts to clean up Renku when a GlobalEnvironment is deleted; after that it

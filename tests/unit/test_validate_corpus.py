@@ -90,7 +90,8 @@ def test_the_installed_console_script_judges_the_whole_corpus() -> None:
 def test_json_report_structure() -> None:
     code, report = run_json(INVALID_DIR / "several-mistakes.yaml", VALID_DIR / "warning-only.yaml")
     assert code == 1
-    assert set(report) == {"checked", "invalid", "findings"}
+    assert set(report) == {"checked", "invalid", "findings", "skipped"}
+    assert report["skipped"] == []
     assert (report["checked"], report["invalid"]) == (2, 1)
     for finding in report["findings"]:
         assert set(finding) == FINDING_KEYS

@@ -80,6 +80,10 @@ def observed_state(response: Mapping[str, Any]) -> Declared:
     for field in ("default_url", "uid", "gid", "port", "strip_path_prefix", "is_archived"):
         if state[field] is None:
             state[field] = RENKU_DEFAULTS[field]
+    # "" is how a directory is cleared: should a server echo it back, it still means unset.
+    for field in ("working_directory", "mount_directory"):
+        if state[field] == "":
+            state[field] = None
     return state
 
 

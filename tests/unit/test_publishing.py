@@ -1,0 +1,453 @@
+"""Publisher and RenkuSync over an in-memory Renku: what is sent when, and what is reported."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from renku_env_operator.api.spec import GlobalEnvironmentSpec
+from renku_env_operator.api.status import GlobalEnvironmentStatus
+from renku_env_operator.clients.renku import RenkuClient
+from renku_env_operator.clients.renku_errors import (
+    RenkuCredentialsError,
+    RenkuError,
+    RenkuInUseError,
+    RenkuNotFoundError,
+    RenkuUnavailableError,
+    RenkuValidationError,
+)
+from renku_env_operator.config import Settings
+from renku_env_operator.domain import conditions as cond
+from renku_env_operator.services.publishing import Publisher
+from renku_env_operator.services.renku_sync import RenkuSnapshot, RenkuSync
+from renku_env_operator.services.work import ObjectRef, Work
+from tests.support.renku_double import new_ulid
+
+IMAGE = "ghcr.io/example/env:1.0.0"
+REF = ObjectRef(namespace="renku", name="python", uid="uid-1", generation=1)
+# CONTRACT.md: the PATCH value that clears a field (null leaves the others unchanged).
+CLEARED_BY = {"command": None, "args": None, "working_directory": "", "mount_directory": ""}
+LOST = RenkuUnavailableError("Cannot reach Renku (RemoteProtocolError)", maybe_applied=True)
+
+
+class MemoryRenku(RenkuClient):
+    """Renku's environments in memory. `log` lists the calls (and status writes) in order."""
+
+    def __init__(self) -> None:
+        super().__init__("http://renku.invalid/api/data", None)
+        self.envs: dict[str, dict[str, Any]] = {}
+        self.log: list[str] = []
+        self.launchers: set[str] = set()
+        self.listing = asyncio.Event()  # set when a list request arrives
+        self.list_gate: asyncio.Event | None = None  # if set, a list waits for it
+        self._failures: dict[str, tuple[RenkuError, bool]] = {}
+
+    def fail(self, method: str, error: RenkuError, *, applied: bool = False) -> None:
+        """The next `method` call raises `error`, after doing its work if `applied`."""
+        self._failures[method] = (error, applied)
+
+    def _call(self, method: str, *, applied: bool) -> None:
+        if method in self._failures and self._failures[method][1] == applied:
+            raise self._failures.pop(method)[0]
+
+    async def list_environments(self, include_archived: bool = True) -> list[dict[str, Any]]:
+        self.log.append("LIST")
+        self.listing.set()
+        if self.list_gate is not None:
+            await self.list_gate.wait()
+        self._call("LIST", applied=False)
+        return [dict(env) for env in self.envs.values()]
+
+    async def get_environment(self, env_id: str) -> dict[str, Any]:
+        self.log.append("GET")
+        self._call("GET", applied=False)
+        if env_id not in self.envs:
+            raise RenkuNotFoundError("Not found in Renku", status=404)
+        return dict(self.envs[env_id])
+
+    async def create_environment(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        self.log.append("POST")
+        self._call("POST", applied=False)
+        env_id = new_ulid()
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        env = {k: v for k, v in payload.items() if k != "environment_image_source"}
+        self.envs[env_id] = env | {"id": env_id, "creation_date": created}
+        self._call("POST", applied=True)
+        return dict(self.envs[env_id])
+
+    async def patch_environment(self, env_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        self.log.append("PATCH")
+        self._call("PATCH", applied=False)
+        env = self.envs[env_id]
+        for key, value in payload.items():  # CONTRACT.md's PATCH semantics
+            if key in CLEARED_BY and value == CLEARED_BY[key]:
+                env.pop(key, None)
+            elif value is not None:
+                env[key] = value
+        return dict(env)
+
+    async def delete_environment(self, env_id: str) -> None:
+        self.log.append("DELETE")
+        self._call("DELETE", applied=False)
+        if env_id in self.launchers:
+            raise RenkuInUseError("still used by session launchers", status=500)
+        self.envs.pop(env_id, None)
+
+
+@pytest.fixture
+async def renku() -> AsyncIterator[MemoryRenku]:
+    client = MemoryRenku()
+    yield client
+    await client.aclose()
+
+
+def publisher_for(renku: MemoryRenku, **settings: Any) -> Publisher:
+    """A Publisher whose status writes land in `renku.log` too (to check their order)."""
+
+    async def write_status(ref: ObjectRef, status: dict[str, Any]) -> None:
+        renku.log.append(f"status {sorted(status.items())}")
+
+    config = Settings(**({"retry_backoff_seconds": 30.0} | settings))
+    return Publisher(config, RenkuSync(renku, RenkuSnapshot(renku, 300.0)), write_status)
+
+
+def spec(**fields: Any) -> GlobalEnvironmentSpec:
+    return GlobalEnvironmentSpec.model_validate({"image": IMAGE, **fields})
+
+
+def fresh_work(status: GlobalEnvironmentStatus | None = None) -> Work:
+    status = status or GlobalEnvironmentStatus()
+    return Work(REF, status, cond.initial(status.conditions, REF.generation))
+
+
+def applied(work: Work) -> Work:
+    """The next reconcile's Work, once kopf has stored what this one produced."""
+    status = work.status.model_copy(update={"conditions": work.conditions})
+    return Work(REF, status, list(work.conditions))
+
+
+def synced(work: Work) -> tuple[str, str, str]:
+    found = cond.find(work.conditions, cond.SYNCED)
+    assert found is not None
+    return found.status, found.reason, found.message
+
+
+def reasons(work: Work) -> list[str]:
+    return [event.reason for event in work.events]
+
+
+async def published(renku: MemoryRenku, publisher: Publisher, **fields: Any) -> Work:
+    """Create the environment, return the stored state; the log starts empty afterwards."""
+    work = fresh_work()
+    await publisher.publish(work, spec(**fields), IMAGE, claimed=())
+    renku.log.clear()
+    return applied(work)
+
+
+# ---------------------------------------------------------------- create, recover
+
+
+async def test_create_records_the_attempt_before_the_post_and_the_id_after(
+    renku: MemoryRenku,
+) -> None:
+    work = fresh_work()
+
+    await publisher_for(renku).publish(work, spec(port=8888), IMAGE, claimed=())
+
+    [env_id] = renku.envs
+    assert renku.log[1] == "POST"
+    assert renku.log[0].startswith("status [('createAttempt', {'startedAt'")
+    assert renku.log[2] == f"status [('createAttempt', None), ('renkuId', '{env_id}')]"
+    assert work.status.renku_id == env_id
+    assert work.status.create_attempt is None
+    assert work.status.published is not None
+    assert synced(work)[:2] == ("True", "Created")
+    assert reasons(work) == ["Created"]
+
+
+async def test_a_stale_status_never_creates_a_second_environment(renku: MemoryRenku) -> None:
+    publisher = publisher_for(renku)
+    await publisher.publish(fresh_work(), spec(), IMAGE, claimed=())
+
+    # A timer that read the object before the create's status was stored.
+    stale = fresh_work()
+    await publisher.publish(stale, spec(), IMAGE, claimed=())
+
+    assert len(renku.envs) == 1
+    assert "POST" not in renku.log[3:]
+    assert stale.status.renku_id == next(iter(renku.envs))
+
+
+async def test_nothing_is_sent_while_in_sync_and_recently_checked(renku: MemoryRenku) -> None:
+    publisher = publisher_for(renku)
+    work = await published(renku, publisher)
+
+    await publisher.publish(work, spec(), IMAGE, claimed=())
+
+    assert renku.log == []
+    assert work.events == []
+
+
+async def test_a_lost_create_answer_is_recovered_from_the_list(renku: MemoryRenku) -> None:
+    publisher = publisher_for(renku, retry_backoff_seconds=1e-6)
+    renku.fail("POST", LOST, applied=True)
+    work = fresh_work()
+    await publisher.publish(work, spec(), IMAGE, claimed=())
+    assert synced(work)[:2] == ("False", "RenkuUnavailable")
+    assert work.status.create_attempt is not None
+    renku.log.clear()
+
+    retry = applied(work)
+    await publisher.publish(retry, spec(), IMAGE, claimed=())
+
+    [env_id] = renku.envs
+    assert renku.log == ["LIST"]  # found, not created again
+    assert retry.status.renku_id == env_id
+    assert retry.status.create_attempt is None
+    assert synced(retry)[:2] == ("True", "Recovered")
+    assert reasons(retry) == ["Recovered"]
+
+
+async def test_recovery_ignores_environments_that_others_own_or_that_differ(
+    renku: MemoryRenku,
+) -> None:
+    publisher = publisher_for(renku, retry_backoff_seconds=1e-6)
+    renku.fail("POST", LOST, applied=True)
+    work = fresh_work()
+    await publisher.publish(work, spec(), IMAGE, claimed=())
+    [lost_id] = renku.envs
+    renku.envs[lost_id]["port"] = 1234  # not what was declared: not ours to take
+
+    retry = applied(work)
+    await publisher.publish(retry, spec(), IMAGE, claimed={lost_id})
+
+    assert len(renku.envs) == 2
+    assert retry.status.renku_id not in (None, lost_id)
+    assert synced(retry)[:2] == ("True", "Created")
+
+
+# ---------------------------------------------------------------- failures
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "hint"),
+    [
+        (RenkuValidationError("Renku refused the request: uid", status=422), "RejectedByRenku", "Fix the spec"),
+        (RenkuCredentialsError("token lacks renku-admin", status=403), "CredentialsRejected", "Secret"),
+        (RenkuUnavailableError("Renku is unavailable", status=503), "RenkuUnavailable", "Will retry"),
+        (RenkuError("Unexpected answer from Renku", status=418), "RenkuError", "Will retry"),
+    ],
+)  # fmt: skip
+async def test_errors_become_a_reason_and_are_not_retried_before_the_backoff(
+    renku: MemoryRenku, error: RenkuError, reason: str, hint: str
+) -> None:
+    publisher = publisher_for(renku)
+    renku.fail("POST", error)
+    work = fresh_work()
+
+    await publisher.publish(work, spec(), IMAGE, claimed=())
+    again = applied(work)
+    await publisher.publish(again, spec(), IMAGE, claimed=())
+
+    status, got, message = synced(work)
+    assert (status, got) == ("False", reason)
+    assert str(error) in message
+    assert hint in message
+    assert [(e.type, e.reason) for e in work.events] == [("Warning", reason)]
+    assert renku.log.count("POST") == 1
+    assert renku.envs == {}
+
+
+async def test_suspend_sends_nothing(renku: MemoryRenku) -> None:
+    work = fresh_work()
+
+    await publisher_for(renku).publish(work, spec(suspend=True), IMAGE, claimed=())
+
+    assert renku.log == []
+    assert synced(work)[:2] == ("False", "Suspended")
+
+
+# ---------------------------------------------------------------- updates, adoption
+
+
+async def test_a_new_spec_is_patched_after_reading_the_environment(renku: MemoryRenku) -> None:
+    publisher = publisher_for(renku)
+    work = await published(renku, publisher, workingDirectory="/work", command=["bash"])
+
+    await publisher.publish(work, spec(port=8888), IMAGE, claimed=())
+
+    assert renku.log == ["GET", "PATCH"]
+    [env] = renku.envs.values()
+    assert env["port"] == 8888
+    assert "working_directory" not in env
+    assert "command" not in env
+    assert synced(work)[:2] == ("True", "Updated")
+    assert reasons(work) == ["Updated"]
+
+
+async def test_adoption_patches_the_named_environment(renku: MemoryRenku) -> None:
+    env_id = new_ulid()
+    renku.envs[env_id] = {"id": env_id, "name": "old", "container_image": "ghcr.io/x/y:1"}
+    work = fresh_work()
+
+    await publisher_for(renku).publish(work, spec(renkuId=env_id), IMAGE, claimed=())
+
+    assert "POST" not in renku.log
+    assert renku.envs[env_id]["name"] == "python"
+    assert work.status.renku_id == env_id
+    assert reasons(work) == ["Adopted", "Updated"]
+
+
+@pytest.mark.parametrize("owned", [True, False])
+async def test_adoption_refuses_an_owned_or_unknown_id(renku: MemoryRenku, owned: bool) -> None:
+    env_id = new_ulid()
+    if owned:
+        renku.envs[env_id] = {"id": env_id, "name": "theirs", "container_image": IMAGE}
+    work = fresh_work()
+
+    claimed = {env_id} if owned else set()
+    await publisher_for(renku).publish(work, spec(renkuId=env_id), IMAGE, claimed=claimed)
+
+    status, reason, message = synced(work)
+    assert (status, reason) == ("False", "AdoptionFailed")
+    assert ("another GlobalEnvironment" if owned else "does not exist") in message
+    assert [m for m in renku.log if m in ("POST", "PATCH")] == []
+    assert work.status.renku_id is None
+
+
+# ---------------------------------------------------------------- drift
+
+
+async def drift_check(renku: MemoryRenku, publisher: Publisher, work: Work, **fields: Any) -> Work:
+    """The periodic check, as a restarted operator makes it at once (nothing in memory)."""
+    publisher.forget(REF.uid)
+    publisher.sync.snapshot.invalidate()
+    await publisher.publish(work, spec(**fields), IMAGE, claimed=())
+    return work
+
+
+@pytest.mark.parametrize("policy", ["Overwrite", "Report"])
+async def test_drift_is_restored_or_reported(renku: MemoryRenku, policy: str) -> None:
+    publisher = publisher_for(renku)
+    work = await published(renku, publisher, driftPolicy=policy)
+    [env] = renku.envs.values()
+    env["port"] = 1234
+
+    await drift_check(renku, publisher, work, driftPolicy=policy)
+
+    status, reason, message = synced(work)
+    assert "port: declared 8080, Renku has 1234" in message
+    if policy == "Overwrite":
+        assert (status, reason, env["port"]) == ("True", "DriftCorrected", 8080)
+        assert renku.log == ["LIST", "PATCH"]
+        assert reasons(work) == ["DriftCorrected"]
+    else:
+        assert (status, reason, env["port"]) == ("False", "Drifted", 1234)
+        assert renku.log == ["LIST"]
+
+
+@pytest.mark.parametrize("policy", ["Overwrite", "Report"])
+async def test_a_deleted_environment_is_recreated_or_reported(
+    renku: MemoryRenku, policy: str
+) -> None:
+    publisher = publisher_for(renku)
+    work = await published(renku, publisher, driftPolicy=policy)
+    old_id = work.status.renku_id
+    renku.envs.clear()
+
+    await drift_check(renku, publisher, work, driftPolicy=policy)
+
+    assert renku.log[:2] == ["LIST", "GET"]  # the list's answer is confirmed by id
+    if policy == "Overwrite":
+        assert work.status.renku_id not in (None, old_id)
+        assert list(renku.envs) == [work.status.renku_id]
+        assert reasons(work) == ["Recreating", "Created"]
+    else:
+        assert synced(work)[:2] == ("False", "Drifted")
+        assert work.status.renku_id == old_id
+        assert renku.envs == {}
+
+
+# ---------------------------------------------------------------- retire
+
+
+@pytest.mark.parametrize(
+    ("policy", "in_use", "reason", "calls"),
+    [
+        ("Archive", False, "Archived", ["PATCH"]),
+        ("Delete", False, "Deleted", ["DELETE"]),
+        ("Delete", True, "ArchivedInUse", ["DELETE", "PATCH"]),
+        ("Orphan", False, "Orphaned", []),
+        ("Bogus", False, "Archived", ["PATCH"]),  # the safe choice for a value nobody checked
+    ],
+)
+async def test_retire_applies_the_deletion_policy(
+    renku: MemoryRenku, policy: str, in_use: bool, reason: str, calls: list[str]
+) -> None:
+    publisher = publisher_for(renku)
+    work = await published(renku, publisher)
+    if in_use:
+        renku.launchers.add(str(work.status.renku_id))
+
+    delay = await publisher.retire(work, {"deletionPolicy": policy}, attempt=1)
+
+    assert delay is None
+    assert renku.log == calls
+    assert reasons(work) == [reason]
+
+
+async def test_retire_leaves_renku_alone_while_suspended(renku: MemoryRenku) -> None:
+    publisher = publisher_for(renku)
+    work = await published(renku, publisher)
+
+    delay = await publisher.retire(work, {"deletionPolicy": "Delete", "suspend": True}, attempt=1)
+
+    assert (delay, renku.log, reasons(work)) == (None, [], ["Orphaned"])
+
+
+async def test_retire_retries_then_says_how_to_release_the_object(renku: MemoryRenku) -> None:
+    publisher = publisher_for(renku, delete_attempts=2, retry_backoff_seconds=3.0)
+    work = await published(renku, publisher)
+    down = RenkuUnavailableError("Renku is unavailable", status=503)
+
+    renku.fail("PATCH", down)
+    first = await publisher.retire(work, {}, attempt=1)
+    assert first == 3.0
+    assert synced(work)[:2] == ("False", "Deleting")
+    assert "attempt 1 of 2" in synced(work)[2]
+
+    renku.fail("PATCH", down)
+    last = await publisher.retire(work, {}, attempt=2)
+    assert last == 12.0
+    status, reason, message = synced(work)
+    assert (status, reason) == ("False", "DeletionBlocked")
+    assert "kubectl patch globalenvironment python -n renku --type merge" in message
+
+
+# ---------------------------------------------------------------- the shared snapshot
+
+
+async def test_the_snapshot_lists_once_per_interval(renku: MemoryRenku) -> None:
+    snapshot = RenkuSnapshot(renku, max_age=300.0)
+
+    await asyncio.gather(*(snapshot.get() for _ in range(5)))
+
+    assert renku.log == ["LIST"]
+
+
+async def test_a_write_during_a_list_makes_that_list_stale(renku: MemoryRenku) -> None:
+    snapshot = RenkuSnapshot(renku, max_age=300.0)
+    renku.list_gate = asyncio.Event()
+    listing = asyncio.create_task(snapshot.get())
+    await renku.listing.wait()
+
+    snapshot.invalidate()  # our own write, while the list was in flight
+    renku.list_gate.set()
+    await listing
+    await snapshot.get()
+
+    assert renku.log == ["LIST", "LIST"]
