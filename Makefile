@@ -24,7 +24,7 @@ e2e:
 	$(BIN)/pytest -q tests/e2e --kubeconfig "$${KUBECONFIG:-$$HOME/.kube/config}"
 
 bench:
-	$(BIN)/python tests/benchmark.py
+	$(BIN)/python -m tests.benchmark
 
 # The CRD is generated from the pydantic models; the chart holds a byte-for-byte copy.
 crds:

@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     # --- Images ---
     image_checks: bool = True
     """Check images in their registry (public, digest, platforms, config, updates)."""
-    image_check_interval_seconds: float = Field(default=3600.0, ge=10)
+    image_check_interval_seconds: float = Field(default=3600.0, gt=0)
     """How often tags are re-resolved (moved tags, new versions)."""
     tag_policy: Literal["Warn", "Error"] = "Warn"
     """What a `latest` or non-semver tag is: a warning or an error that blocks publishing."""

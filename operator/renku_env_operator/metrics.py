@@ -18,6 +18,7 @@ RECONCILE_DURATION = Histogram(
     f"{PREFIX}_reconcile_duration_seconds",
     "Time spent in one reconciliation, by handler.",
     ["handler"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 SMOKE_TESTS = Counter(
     f"{PREFIX}_smoke_tests_total",
@@ -36,8 +37,9 @@ RENKU_REQUESTS = Counter(
 )
 RENKU_REQUEST_DURATION = Histogram(
     f"{PREFIX}_renku_request_duration_seconds",
-    "Duration of requests to Renku's environments API by method.",
+    "Duration of requests to Renku's environments API by method (retries included).",
     ["method"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 REGISTRY_REQUESTS = Counter(
     f"{PREFIX}_registry_requests_total",

@@ -53,7 +53,8 @@ def configure_for_emulator(settings: kopf.OperatorSettings) -> kopf.OperatorSett
     settings.networking.error_backoffs = (0.05, 0.1, 0.2)
     settings.queueing.idle_timeout = 0.5
     settings.queueing.exit_timeout = 0.5
-    settings.process.ultimate_exiting_timeout = 5
+    # A timer spawned by a watch event during shutdown is waited for this long.
+    settings.process.ultimate_exiting_timeout = 0.5
     return settings
 
 

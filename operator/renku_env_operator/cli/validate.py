@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
@@ -122,7 +122,9 @@ def validate_command(paths: tuple[str, ...], output: str) -> None:
         for finding in summary.findings:
             click.echo(finding.text())
         for source in summary.skipped:
-            click.echo(f"{source}: skipped: not valid YAML and no GlobalEnvironment in it", err=True)
+            click.echo(
+                f"{source}: skipped: not valid YAML and no GlobalEnvironment in it", err=True
+            )
         click.echo(
             f"{summary.checked} GlobalEnvironment(s) checked, {summary.invalid} invalid, "
             f"{sum(f.severity == 'warning' for f in summary.findings)} warning(s)"

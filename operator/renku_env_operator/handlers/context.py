@@ -20,7 +20,10 @@ class OperatorContext:
     smoke: SmokeTester
     closers: list[Closer] = field(default_factory=list)
     ready: ReadyGauge = field(default_factory=ReadyGauge)
+    closing: bool = False
+    """Set at shutdown: timers still firing then must not use the closed clients."""
 
     async def aclose(self) -> None:
+        self.closing = True
         for closer in reversed(self.closers):
             await closer()

@@ -72,6 +72,8 @@ async def reconcile(
     logger: kopf.Logger,
 ) -> None:
     context = _context(memo)
+    if context.closing:
+        return
     ref = _ref(body)
     started, result = time.monotonic(), "error"
     try:

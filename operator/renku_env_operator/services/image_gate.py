@@ -34,7 +34,9 @@ class ImageGate:
             )
             return spec.image
         previous = work.status.image
-        image_status = await self.images.verify(spec, previous, key=work.ref.uid)
+        image_status = _keep_update_test(
+            previous, await self.images.verify(spec, previous, key=work.ref.uid)
+        )
         _report_update(work, previous, image_status)
         work.status = work.status.model_copy(update={"image": image_status})
         errors = [f for f in image_status.findings if f.severity == "Error"]
@@ -55,6 +57,16 @@ class ImageGate:
         return spec.image
 
 
+def _keep_update_test(previous: ImageStatus | None, new: ImageStatus) -> ImageStatus:
+    """A fresh registry answer keeps the update's smoke-test verdict while the candidate is the
+    same: without it, every re-check (and every restart) would test the same update again."""
+    if previous is None or previous.update_test is None or new.update_test is not None:
+        return new
+    if new.latest_version != previous.latest_version:
+        return new
+    return new.model_copy(update={"update_test": previous.update_test})
+
+
 def _report_update(work: Work, previous: ImageStatus | None, new: ImageStatus) -> None:
     """An Event when a newer version appears, and when the tag moved to another digest."""
     if new.latest_version and (previous is None or previous.latest_version != new.latest_version):
@@ -68,7 +80,8 @@ def _report_update(work: Work, previous: ImageStatus | None, new: ImageStatus) -
         work.event(
             "Warning",
             "ImageTagMoved",
-            f"{new.reference} now points to {new.digest} (was {previous.digest}): smoke-testing it again.",
+            f"{new.reference} now points to {new.digest} (was {previous.digest}): "
+            "smoke-testing it again.",
         )
 
 

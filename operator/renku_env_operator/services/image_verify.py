@@ -1,18 +1,18 @@
 """Registry checks before any pod: exists, public, digest, platforms, config, tag policy, updates.
 
-Asks the registry at most once per interval per image (or after a failure, once per backoff);
-in between, the last ImageStatus stands.
+Asks the registry at most once per interval per image (or after a failed look-up, once per
+backoff); in between, the last ImageStatus stands.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Collection
+from typing import Protocol
 
 from .. import metrics
 from ..api.spec import GlobalEnvironmentSpec
 from ..api.status import ImageFinding, ImageStatus
-from ..clients.registry import RegistryClient
 from ..clients.registry_errors import (
     ImageNotFoundError,
     ImageNotPublicError,
@@ -27,28 +27,50 @@ from ..domain.payload import RENKU_DEFAULTS
 
 NodeArchitectures = Callable[[], Awaitable[Collection[str]]]
 MAX_UPDATES_LISTED = 10
+REGISTRY_CHECK = "Registry"
+"""The check name of findings that mean the registry look-up itself failed."""
+
+
+class RegistryApi(Protocol):
+    """What the verifier needs from a registry (clients/registry.py's RegistryClient)."""
+
+    async def inspect(
+        self, ref: ImageReference, node_architectures: Collection[str] | None = None
+    ) -> ImageFacts: ...
+
+    async def list_tags(self, ref: ImageReference) -> list[str]: ...
 
 
 class ImageVerifier:
+    """Registry facts and checks of each object's image, cached between look-ups."""
+
     def __init__(
-        self, settings: Settings, registry: RegistryClient, node_architectures: NodeArchitectures
+        self,
+        settings: Settings,
+        registry: RegistryApi,
+        node_architectures: NodeArchitectures,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.node_architectures = node_architectures
+        self._clock = clock
         self._checked: dict[str, float] = {}
         self._with_updates: dict[str, bool] = {}
 
     def _due(self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, key: str) -> bool:
         if previous is None or previous.reference != spec.image or key not in self._checked:
             return True
-        failed = any(f.reason == "RegistryUnavailable" for f in previous.findings)
+        # Any failed look-up is retried soon, not after the full interval: the registry may be
+        # back, or the image pushed (CI finishing after the merge) or made public meanwhile.
+        failed = any(f.check == REGISTRY_CHECK for f in previous.findings)
         interval = (
             self.settings.retry_backoff_seconds
             if failed
             else self.settings.image_check_interval_seconds
         )
-        return time.monotonic() - self._checked[key] >= interval
+        return self._clock() - self._checked[key] >= interval
 
     async def verify(
         self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, key: str = ""
@@ -57,8 +79,8 @@ class ImageVerifier:
         key = key or spec.image
         if previous is not None and not self._due(spec, previous, key):
             return previous
-        self._checked[key] = time.monotonic()
-        status = await self._inspect(spec)
+        self._checked[key] = self._clock()
+        status = await self._inspect(spec, previous)
         self._with_updates[key] = bool(status.latest_version)
         metrics.AVAILABLE_UPDATES.set(sum(self._with_updates.values()))
         return status
@@ -68,7 +90,9 @@ class ImageVerifier:
         self._with_updates.pop(key, None)
         metrics.AVAILABLE_UPDATES.set(sum(self._with_updates.values()))
 
-    async def _inspect(self, spec: GlobalEnvironmentSpec) -> ImageStatus:
+    async def _inspect(
+        self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None
+    ) -> ImageStatus:
         now = cond.now()
         try:
             ref = images.parse_image_reference(spec.image)
@@ -81,6 +105,8 @@ class ImageVerifier:
         except ImageNotPublicError as exc:
             return _failed(spec.image, now, "ImageNotPublic", str(exc))
         except RegistryUnavailableError as exc:
+            if previous is not None and previous.reference == spec.image and previous.digest:
+                return _kept(previous, f"{exc}; keeping what it said at {previous.checked_at}")
             return _failed(spec.image, now, "RegistryUnavailable", f"{exc}; will retry")
         except RegistryError as exc:
             return _failed(spec.image, now, "ImageCheckFailed", str(exc))
@@ -130,8 +156,17 @@ class ImageVerifier:
             return []
 
 
+def _kept(previous: ImageStatus, message: str) -> ImageStatus:
+    """A registry outage does not unpublish: the last facts stand, with a warning."""
+    warning = ImageFinding(
+        check=REGISTRY_CHECK, severity="Warning", reason="RegistryUnavailable", message=message
+    )
+    findings = [f for f in previous.findings if f.check != REGISTRY_CHECK]
+    return previous.model_copy(update={"findings": [*findings, warning]})
+
+
 def _failed(reference: str, now: str, reason: str, message: str) -> ImageStatus:
-    finding = ImageFinding(check="Registry", severity="Error", reason=reason, message=message)
+    finding = ImageFinding(check=REGISTRY_CHECK, severity="Error", reason=reason, message=message)
     return ImageStatus(reference=reference, checked_at=now, findings=[finding])
 
 

@@ -7,8 +7,8 @@ from typing import Literal, Protocol
 
 from ..api.spec import GlobalEnvironmentSpec, SmokeTestSpec
 from ..api.status import SmokeTestStatus
-from ..domain import conditions as cond
 from ..clients.kube import KubeError
+from ..domain import conditions as cond
 from ..domain import images
 from .work import ObjectRef, Work
 

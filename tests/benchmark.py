@@ -1,0 +1,99 @@
+"""Benchmark: the real operator on the emulated API server and the Renku double.
+
+Prints figures, asserts nothing (`make bench`). Measures, for N GlobalEnvironments (smoke tests
+off, so Renku's side is what is timed): time until all are Ready, Renku requests per object,
+list requests per drift interval (one for all objects is the design), steady-state reconcile
+cost per timer tick, and the process's peak memory.
+
+    .venv/bin/python -m tests.benchmark [N]    (or: make bench)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import kmock
+import kubernetes.config.kube_config
+
+from renku_env_operator.runner import run_operator
+from tests.support.kube import GENV, Kube, make_emulator, write_kubeconfig
+from tests.support.operator_fixtures import NAMESPACE, genv, has_condition, test_settings
+from tests.support.operator_runner import OperatorThread, configure_for_emulator
+from tests.support.renku_double import RenkuDouble
+
+DRIFT_INTERVAL = 1.0
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def bench(count: int) -> dict[str, Any]:
+    emulator = make_emulator()
+    with RenkuDouble() as renku, tempfile.TemporaryDirectory() as tmp:
+        async with emulator, kmock.Server(emulator) as server:
+            config = write_kubeconfig(Path(tmp) / "kubeconfig", str(server.url).rstrip("/"))
+            # kubernetes.config reads $KUBECONFIG at import: point its default at the emulator.
+            os.environ["KUBECONFIG"] = str(config)
+            kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(config)
+            kube = Kube(emulator, server, config)
+            settings = test_settings(
+                renku, drift_interval_seconds=DRIFT_INTERVAL, smoke_poll_seconds=0.5
+            )
+
+            def target(stop: threading.Event, ready: threading.Event) -> None:
+                run_operator(
+                    settings, stop_flag=stop, ready_flag=ready, tune=configure_for_emulator
+                )
+
+            async with OperatorThread(target, ready_timeout=30, stop_timeout=30):
+                await kube.wait_watching(GENV, NAMESPACE)
+                started = time.monotonic()
+                for index in range(count):
+                    await kube.create(genv(f"env-{index:04d}", smokeTest={"enabled": False}))
+                for index in range(count):
+                    await kube.wait_for(
+                        GENV,
+                        NAMESPACE,
+                        f"env-{index:04d}",
+                        has_condition("Ready", "True"),
+                        timeout=120,
+                    )
+                all_ready = time.monotonic() - started
+                writes = renku.count("POST") + renku.count("PATCH")
+                renku.clear_requests()
+                steady_from = time.monotonic()
+                await asyncio.sleep(DRIFT_INTERVAL * 5)  # a benchmark measures over time on purpose
+                steady = time.monotonic() - steady_from
+                lists = renku.count("GET", "/api/data/environments")
+    return {
+        "objects": count,
+        "seconds until all Ready": round(all_ready, 2),
+        "objects Ready per second": round(count / all_ready, 1),
+        "Renku writes per object": round(writes / count, 2),
+        "list requests per drift interval (all objects)": round(
+            lists / (steady / DRIFT_INTERVAL), 2
+        ),
+        "Renku requests per object per interval, steady": round(
+            renku.count() / count / (steady / DRIFT_INTERVAL), 3
+        ),
+        "peak RSS (MiB)": round(peak_rss_mib(), 1),
+    }
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    for key, value in asyncio.run(bench(count)).items():
+        print(f"{key:50s} {value}")
+
+
+if __name__ == "__main__":
+    main()
