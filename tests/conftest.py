@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.support.kubelet",
     "tests.support.operator_runner",
     "tests.support.renku_fixtures",
+    "tests.support.memory_renku",
     "tests.support.registry",
     "tests.support.operator_fixtures",
 ]
@@ -22,3 +23,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--renku-url", default=None, help="a real Renku data service for e2e tests")
     group.addoption("--renku-token", default=None, help="an admin bearer token for --renku-url")
+    group.addoption(
+        "--smoke-image", default=None, help="image for the real smoke pods (RENKU_E2E_SMOKE_IMAGE)"
+    )
+    group.addoption(
+        "--operator-image",
+        default=None,
+        help="an operator image the cluster can pull (RENKU_E2E_OPERATOR_IMAGE)",
+    )

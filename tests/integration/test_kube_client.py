@@ -29,7 +29,9 @@ async def test_pod_round_trip(kube: Kube) -> None:
     assert created["metadata"]["name"] == "p1"
     with pytest.raises(KubeConflictError):
         await k.create_pod("ns", POD)
-    assert (await k.get_pod("ns", "p1"))["metadata"]["labels"] == {"a": "b"}
+    got = await k.get_pod("ns", "p1")
+    assert got is not None
+    assert got["metadata"]["labels"] == {"a": "b"}
     assert await k.get_pod("ns", "nope") is None
     assert [p["metadata"]["name"] for p in await k.list_pods("ns", "a=b")] == ["p1"]
     assert await k.list_pods("ns", "a=c") == []

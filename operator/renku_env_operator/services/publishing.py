@@ -41,25 +41,10 @@ class Publisher:
         self._checked_at: dict[str, float] = {}
         # The ids and create attempts this process wrote (None: known to be unset): newer than
         # any status a handler can bring (a timer may start from a body our last patch missed).
-        self._ids: dict[str, str | None] = {}
-        self._attempts: dict[str, CreateAttemptStatus | None] = {}
 
     def forget(self, uid: str) -> None:
         self._retry_at.pop(uid, None)
         self._checked_at.pop(uid, None)
-        self._ids.pop(uid, None)
-        self._attempts.pop(uid, None)
-
-    def _remembered(self, work: Work) -> None:
-        """Fill in the Renku identity a stale status lacks: else a timer would POST again."""
-        uid = work.ref.uid
-        update: dict[str, Any] = {}
-        if uid in self._ids:
-            update["renku_id"] = self._ids[uid]
-        if uid in self._attempts:
-            update["create_attempt"] = self._attempts[uid]
-        if update:
-            work.status = work.status.model_copy(update=update)
 
     def report_kept(self, work: Work) -> None:
         """A new spec failed its checks: say what is still live in Renku."""
@@ -77,7 +62,6 @@ class Publisher:
     async def publish(
         self, work: Work, spec: GlobalEnvironmentSpec, image: str, claimed: Collection[str]
     ) -> None:
-        self._remembered(work)
         if spec.suspend:
             msg = "spec.suspend is true: no writes to Renku until it is false."
             work.condition(cond.SYNCED, "False", "Suspended", msg)
@@ -152,7 +136,6 @@ class Publisher:
             )
 
         work.status = work.status.model_copy(update={"create_attempt": new_attempt})
-        self._attempts[work.ref.uid] = new_attempt
         renku_id = await self.sync.create(declared, record)
         # The attempt was written directly, so kopf's patch (computed against the status the
         # handler started from) would not remove it: replace it with the id at once.
@@ -230,8 +213,6 @@ class Publisher:
         )
         # A fresh create: an old attempt must not "recover" someone else's environment.
         work.status = work.status.model_copy(update={"renku_id": None, "create_attempt": None})
-        self._ids[work.ref.uid] = None
-        self._attempts[work.ref.uid] = None
         await self._create(work, declared, claimed)
 
     def _record(self, work: Work, declared: Declared, renku_id: str, reason: str, msg: str) -> None:
@@ -242,8 +223,6 @@ class Publisher:
             time=now,
             fingerprint=payload.fingerprint(declared),
         )
-        self._ids[work.ref.uid] = renku_id
-        self._attempts[work.ref.uid] = None
         old = work.status.published
         if old is not None and old.fingerprint == published.fingerprint:
             published = old
@@ -274,7 +253,6 @@ class Publisher:
 
     async def retire(self, work: Work, raw_spec: Mapping[str, Any], attempt: int) -> float | None:
         """Apply spec.deletionPolicy in Renku. Returns a retry delay, or None when done."""
-        self._remembered(work)
         renku_id = work.status.renku_id
         raw_policy = raw_spec.get("deletionPolicy")
         # Archive is the safe choice for a value the API server should not have taken.

@@ -8,10 +8,12 @@ and the Events to post; the kopf handler only applies them.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from ..api.spec import GlobalEnvironmentSpec
+from ..api.status import GlobalEnvironmentStatus
 from ..config import Settings
 from ..domain import conditions as cond
 from ..domain.validation import validate_spec
@@ -38,6 +40,8 @@ class Reconciler:
         self.image_gate = ImageGate(settings, images)
         self.smoke_gate = SmokeGate(smoke)
         self._locks: dict[str, asyncio.Lock] = {}
+        # Per object: the status a reconcile started from, and the one it produced.
+        self._last: dict[str, tuple[dict[str, Any], GlobalEnvironmentStatus]] = {}
 
     async def reconcile(
         self,
@@ -60,16 +64,34 @@ class Reconciler:
         """Apply the deletion policy; bounded retries, then say how to release the object."""
         lock = self._locks.setdefault(ref.uid, asyncio.Lock())
         async with lock:
-            status = parse_status(raw_status)
+            status = self._current(ref.uid, raw_status)
             work = Work(ref, status, list(status.conditions))
             retry_after = await self.publisher.retire(work, raw_spec, attempt)
             outcome = self._finish(work, done=False)
+            self._remember(ref.uid, raw_status, outcome)
             outcome.retry_after = retry_after
             synced = cond.find(work.conditions, cond.SYNCED)
             outcome.message = synced.message if synced else ""
             return outcome
 
+    def _current(self, uid: str, raw_status: Mapping[str, Any]) -> GlobalEnvironmentStatus:
+        """The object's status; our own last write when the view is older than it.
+
+        A timer can fire before the watch delivers the status patch of the previous reconcile:
+        its body still shows the status that reconcile started from. This operator is the only
+        writer of status, so what it produced last is the truth then (a stale view once made a
+        timer create a second environment in Renku).
+        """
+        last = self._last.get(uid)
+        if last is not None and dict(raw_status) == last[0]:
+            return last[1]
+        return parse_status(raw_status)
+
+    def _remember(self, uid: str, raw_status: Mapping[str, Any], outcome: Outcome) -> None:
+        self._last[uid] = (copy.deepcopy(dict(raw_status)), outcome.status)
+
     def forget(self, uid: str) -> None:
+        self._last.pop(uid, None)
         self._locks.pop(uid, None)
         self.publisher.forget(uid)
         if self.image_gate.images is not None:
@@ -82,11 +104,13 @@ class Reconciler:
         raw_status: Mapping[str, Any],
         claimed: Collection[str],
     ) -> Outcome:
-        status = parse_status(raw_status)
+        status = self._current(ref.uid, raw_status)
         work = Work(ref, status, cond.initial(status.conditions, ref.generation))
         spec = self._validate(work, raw_spec)
         done = spec is None or await self._pipeline(work, spec, claimed)
-        return self._finish(work, done)
+        outcome = self._finish(work, done)
+        self._remember(ref.uid, raw_status, outcome)
+        return outcome
 
     async def _pipeline(
         self, work: Work, spec: GlobalEnvironmentSpec, claimed: Collection[str]

@@ -1,0 +1,53 @@
+"""The reconcile pipeline with an in-memory Renku: state across calls that kopf makes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from renku_env_operator.config import Settings
+from renku_env_operator.services.reconciler import ObjectRef, Reconciler
+from tests.support.memory_renku import MemoryRenku, publisher_for
+
+REF = ObjectRef(namespace="renku", name="python", uid="uid-1", generation=1)
+SPEC: dict[str, Any] = {"image": "ghcr.io/example/env:1.0.0", "smokeTest": {"enabled": False}}
+
+
+def reconciler(renku: MemoryRenku) -> Reconciler:
+    settings = Settings(image_checks=False)
+    return Reconciler(settings, publisher_for(renku), images=None, smoke=None)
+
+
+async def test_a_timer_with_a_stale_view_never_creates_a_second_environment(
+    renku: MemoryRenku,
+) -> None:
+    operator = reconciler(renku)
+    first = await operator.reconcile(REF, SPEC, {}, claimed=())
+    assert first.status.renku_id is not None
+
+    # The timer fires before the watch delivered the status patch: it still sees {}.
+    second = await operator.reconcile(REF, SPEC, {}, claimed=())
+
+    assert len(renku.envs) == 1
+    assert second.status.renku_id == first.status.renku_id
+
+
+async def test_a_fresh_view_wins_over_the_remembered_status(renku: MemoryRenku) -> None:
+    operator = reconciler(renku)
+    first = await operator.reconcile(REF, SPEC, {}, claimed=())
+    seen = first.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+    again = await operator.reconcile(REF, SPEC, seen, claimed=())
+
+    assert again.status.renku_id == first.status.renku_id
+    assert len(renku.envs) == 1
+
+
+async def test_forgetting_an_object_drops_what_was_remembered(renku: MemoryRenku) -> None:
+    operator = reconciler(renku)
+    await operator.reconcile(REF, SPEC, {}, claimed=())
+    operator.forget(REF.uid)
+
+    # A recreated object with the same uid (tests only) starts from what the API says.
+    await operator.reconcile(REF, SPEC, {}, claimed=())
+
+    assert len(renku.envs) == 2
