@@ -10,19 +10,17 @@ from typing import Any
 import pytest
 
 from tests.support.kube import GENV, Kube
-from tests.support.operator_fixtures import NAMESPACE, condition, genv, has_condition
+from tests.support.operator_fixtures import (
+    ENVS,
+    NAMESPACE,
+    NO_SMOKE,
+    genv,
+    has_condition,
+    synced_message,
+)
 from tests.support.renku_double import RenkuDouble, new_ulid
 
-ENVS = "/api/data/environments"
 IMAGE = "ghcr.io/example/env:1.0.0"
-NO_SMOKE = {"enabled": False}
-
-
-def synced_message(obj: dict[str, Any]) -> str:
-    """The Synced condition's message (the object must have one)."""
-    found = condition(obj, "Synced")
-    assert found is not None, obj.get("status")
-    return str(found["message"])
 
 
 def env_writes(renku: RenkuDouble) -> list[tuple[str, str]]:

@@ -12,20 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.support.kube import GENV, Kube
-from tests.support.operator_fixtures import NAMESPACE, condition, genv, has_condition
+from tests.support.operator_fixtures import (
+    ENVS,
+    NAMESPACE,
+    NO_SMOKE,
+    genv,
+    has_condition,
+    synced_message,
+)
 from tests.support.renku_double import RenkuDouble
 
-ENVS = "/api/data/environments"
-NO_SMOKE = {"enabled": False}
 DRIFT = 0.3  # seconds between drift checks: short, so that tests see several
 DETECTION = 2 * DRIFT + 2.0  # two intervals, plus slack for a loaded machine
-
-
-def synced_message(obj: dict[str, Any]) -> str:
-    """The Synced condition's message (the object must have one)."""
-    found = condition(obj, "Synced")
-    assert found is not None, obj.get("status")
-    return str(found["message"])
 
 
 def env_writes(renku: RenkuDouble) -> list[tuple[str, Any]]:

@@ -9,19 +9,17 @@ import base64
 from typing import Any
 
 from tests.support.kube import GENV, Kube
-from tests.support.operator_fixtures import NAMESPACE, condition, genv, has_condition
+from tests.support.operator_fixtures import (
+    ENVS,
+    NAMESPACE,
+    NO_SMOKE,
+    genv,
+    has_condition,
+    synced_message,
+)
 from tests.support.renku_double import TOKEN_PATH, RenkuDouble
 
-ENVS = "/api/data/environments"
-NO_SMOKE = {"enabled": False}
 SECRET = "renku-credentials"
-
-
-def synced_message(obj: dict[str, Any]) -> str:
-    """The Synced condition's message (the object must have one)."""
-    found = condition(obj, "Synced")
-    assert found is not None, obj.get("status")
-    return str(found["message"])
 
 
 def env_writes(renku: RenkuDouble) -> list[tuple[str, int | None]]:

@@ -10,19 +10,18 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.support.kube import GENV, Kube
-from tests.support.operator_fixtures import NAMESPACE, condition, genv, has_condition
+from tests.support.operator_fixtures import (
+    ENVS,
+    NAMESPACE,
+    NO_SMOKE,
+    condition,
+    genv,
+    has_condition,
+    synced_message,
+)
 from tests.support.renku_double import RecordedRequest, RenkuDouble
 
-ENVS = "/api/data/environments"
 IMAGE = "ghcr.io/example/env:1.0.0"
-NO_SMOKE = {"enabled": False}
-
-
-def synced_message(obj: dict[str, Any]) -> str:
-    """The Synced condition's message (the object must have one)."""
-    found = condition(obj, "Synced")
-    assert found is not None, obj.get("status")
-    return str(found["message"])
 
 
 def writes(renku: RenkuDouble, method: str) -> list[RecordedRequest]:

@@ -18,6 +18,8 @@ from tests.support.operator_runner import OperatorThread, configure_for_emulator
 from tests.support.renku_double import RenkuDouble
 
 NAMESPACE = "renku"
+ENVS = "/api/data/environments"  # the Renku double's environments collection
+NO_SMOKE = {"enabled": False}
 
 
 def test_settings(renku: RenkuDouble, **overrides: Any) -> Settings:
@@ -105,11 +107,21 @@ def has_condition(
 
 
 __all__ = [
+    "ENVS",
     "NAMESPACE",
+    "NO_SMOKE",
     "RunningOperator",
     "condition",
     "genv",
     "has_condition",
     "kopf",
     "start_operator",
+    "synced_message",
 ]
+
+
+def synced_message(obj: dict[str, Any]) -> str:
+    """The Synced condition's message (the object must have one)."""
+    found = condition(obj, "Synced")
+    assert found is not None, obj.get("status")
+    return str(found["message"])
