@@ -18,6 +18,7 @@ from renku_env_operator.clients.renku_errors import (
 from renku_env_operator.domain import conditions as cond
 from renku_env_operator.services.publishing import Publisher
 from renku_env_operator.services.renku_sync import RenkuSnapshot
+from renku_env_operator.services.retiring import Retirer
 from renku_env_operator.services.work import ObjectRef, Work
 from tests.support.memory_renku import MemoryRenku, publisher_for
 from tests.support.renku_double import new_ulid
@@ -292,7 +293,9 @@ async def test_retire_applies_the_deletion_policy(
     if in_use:
         renku.launchers.add(str(work.status.renku_id))
 
-    delay = await publisher.retire(work, {"deletionPolicy": policy}, attempt=1)
+    delay = await Retirer(publisher.settings, publisher.sync).retire(
+        work, {"deletionPolicy": policy}, attempt=1
+    )
 
     assert delay is None
     assert renku.log == calls
@@ -303,7 +306,8 @@ async def test_retire_leaves_renku_alone_while_suspended(renku: MemoryRenku) -> 
     publisher = publisher_for(renku)
     work = await published(renku, publisher)
 
-    delay = await publisher.retire(work, {"deletionPolicy": "Delete", "suspend": True}, attempt=1)
+    retirer = Retirer(publisher.settings, publisher.sync)
+    delay = await retirer.retire(work, {"deletionPolicy": "Delete", "suspend": True}, attempt=1)
 
     assert (delay, renku.log, reasons(work)) == (None, [], ["Orphaned"])
 
@@ -312,15 +316,16 @@ async def test_retire_retries_then_says_how_to_release_the_object(renku: MemoryR
     publisher = publisher_for(renku, delete_attempts=2, retry_backoff_seconds=3.0)
     work = await published(renku, publisher)
     down = RenkuUnavailableError("Renku is unavailable", status=503)
+    retirer = Retirer(publisher.settings, publisher.sync)
 
     renku.fail("PATCH", down)
-    first = await publisher.retire(work, {}, attempt=1)
+    first = await retirer.retire(work, {}, attempt=1)
     assert first == 3.0
     assert synced(work)[:2] == ("False", "Deleting")
     assert "attempt 1 of 2" in synced(work)[2]
 
     renku.fail("PATCH", down)
-    last = await publisher.retire(work, {}, attempt=2)
+    last = await retirer.retire(work, {}, attempt=2)
     assert last == 12.0
     status, reason, message = synced(work)
     assert (status, reason) == ("False", "DeletionBlocked")

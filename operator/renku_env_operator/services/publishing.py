@@ -8,11 +8,11 @@ after a failure, or the periodic drift check (which reads the shared snapshot).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..api.spec import DeletionPolicy, GlobalEnvironmentSpec
+from ..api.spec import GlobalEnvironmentSpec
 from ..api.status import CreateAttemptStatus, PublishedStatus
 from ..clients.renku_errors import (
     RenkuCredentialsError,
@@ -250,40 +250,3 @@ class Publisher:
         else:
             reason, hint = "RenkuError", "Will retry."
         work.condition(cond.SYNCED, "False", reason, f"{exc} {hint}")
-
-    async def retire(self, work: Work, raw_spec: Mapping[str, Any], attempt: int) -> float | None:
-        """Apply spec.deletionPolicy in Renku. Returns a retry delay, or None when done."""
-        renku_id = work.status.renku_id
-        raw_policy = raw_spec.get("deletionPolicy")
-        # Archive is the safe choice for a value the API server should not have taken.
-        policy: DeletionPolicy = raw_policy if raw_policy in ("Delete", "Orphan") else "Archive"
-        if renku_id is None:
-            return None
-        if raw_spec.get("suspend"):
-            work.event(
-                "Warning",
-                "Orphaned",
-                f"spec.suspend is true: left environment {renku_id} in Renku untouched.",
-            )
-            return None
-        try:
-            reason, done = await self.sync.retire(renku_id, policy)
-        except RenkuError as exc:
-            return self._retire_failed(work, exc, attempt, renku_id)
-        work.event("Normal", reason, done)
-        return None
-
-    def _retire_failed(self, work: Work, exc: RenkuError, attempt: int, renku_id: str) -> float:
-        limit = self.settings.delete_attempts
-        if attempt < limit:
-            msg = f"Could not clean up environment {renku_id} in Renku (attempt {attempt} of {limit}): {exc}"
-            work.condition(cond.SYNCED, "False", "Deleting", msg)
-            return self.settings.retry_backoff_seconds
-        msg = (
-            f"Deletion is blocked: {attempt} attempts to clean up environment {renku_id} in Renku "
-            f"failed ({exc}). Fix Renku's reachability or credentials, or release the object "
-            f"without touching Renku: kubectl patch globalenvironment {work.ref.name} -n "
-            f'{work.ref.namespace} --type merge -p \'{{"spec":{{"deletionPolicy":"Orphan"}}}}\''
-        )
-        work.condition(cond.SYNCED, "False", "DeletionBlocked", msg)
-        return self.settings.retry_backoff_seconds * 4

@@ -19,6 +19,7 @@ from ..domain import conditions as cond
 from ..domain.validation import validate_spec
 from .image_gate import ImageGate, ImageVerifier
 from .publishing import Publisher
+from .retiring import Retirer
 from .smoke_gate import SmokeGate, SmokeRunner
 from .work import ObjectRef, Outcome, Work, parse_status
 
@@ -37,6 +38,7 @@ class Reconciler:
     ) -> None:
         self.settings = settings
         self.publisher = publisher
+        self.retirer = Retirer(settings, publisher.sync)
         self.image_gate = ImageGate(settings, images)
         self.smoke_gate = SmokeGate(smoke)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -66,7 +68,7 @@ class Reconciler:
         async with lock:
             status = self._current(ref.uid, raw_status)
             work = Work(ref, status, list(status.conditions))
-            retry_after = await self.publisher.retire(work, raw_spec, attempt)
+            retry_after = await self.retirer.retire(work, raw_spec, attempt)
             outcome = self._finish(work, done=False)
             self._remember(ref.uid, raw_status, outcome)
             outcome.retry_after = retry_after
