@@ -22,9 +22,12 @@ local NEEDS_HUMAN = {
   ImageNotPublic = true,
   Invalid = true,
   NoMatchingPlatform = true,
+  NoTag = true,
+  NonSemverTag = true,
+  LatestTag = true,
+  InvalidImageReference = true,
   RejectedByRenku = true,
   SmokeTestFailed = true,
-  TagPolicyViolated = true,
 }
 
 local function find_ready(status)
