@@ -29,7 +29,7 @@ from tests.support.operator_fixtures import NAMESPACE, genv, has_condition, test
 from tests.support.operator_runner import OperatorThread, configure_for_emulator
 from tests.support.renku_double import RenkuDouble
 
-DRIFT_INTERVAL = 1.0
+DRIFT_INTERVAL = 2.0
 
 
 def peak_rss_mib() -> float:

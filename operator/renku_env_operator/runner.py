@@ -37,6 +37,13 @@ _LOG_FORMATS = {
 }
 
 
+def _quiet_timers(record: logging.LogRecord) -> bool:
+    """Drop kopf's "Timer ... succeeded." lines: one per object every few seconds is noise."""
+    message = record.getMessage()
+    timers = (globalenvironment.FAST_TIMER, globalenvironment.SLOW_TIMER)
+    return not any(message == f"Timer {name!r} succeeded." for name in timers)
+
+
 def run_operator(
     config: Settings,
     *,
@@ -55,6 +62,8 @@ def run_operator(
         log_format=_LOG_FORMATS[config.log_format],
         log_refkey="object",
     )
+    if config.log_level != "DEBUG":
+        logging.getLogger("kopf.objects").addFilter(_quiet_timers)
     if config.metrics_port:
         start_http_server(config.metrics_port)
     settings = kopf.OperatorSettings()

@@ -51,3 +51,18 @@ async def test_forgetting_an_object_drops_what_was_remembered(renku: MemoryRenku
     await operator.reconcile(REF, SPEC, {}, claimed=())
 
     assert len(renku.envs) == 2
+
+
+async def test_a_view_that_catches_up_only_halfway_is_still_stale(renku: MemoryRenku) -> None:
+    operator = reconciler(renku)
+    first = await operator.reconcile(REF, SPEC, {}, claimed=())
+    old = first.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    edited = {**SPEC, "description": "v2"}
+    second = await operator.reconcile(REF, edited, {}, claimed=())  # stale: still {}
+    calls = list(renku.log)
+
+    # The watch now delivers the first result, not yet the second.
+    third = await operator.reconcile(REF, edited, old, claimed=())
+
+    assert third.status == second.status
+    assert renku.log == calls  # nothing re-read or re-sent on the half-stale view

@@ -19,6 +19,30 @@ RESOURCE = (crd.GROUP, crd.VERSION, crd.PLURAL)
 RETEST_ANNOTATION = "renku.io/retest"
 
 
+FAST_TIMER, SLOW_TIMER = "tick", "periodic"
+_RUNNING = {"Pending", "Running"}
+
+
+def in_flight(body: kopf.Body) -> bool:
+    """Whether the object has work the fast timer must drive (read from the raw status)."""
+    status = body.status
+    if status.get("observedGeneration") != body.metadata.get("generation"):
+        return True
+    update_test = (status.get("image") or {}).get("updateTest") or {}
+    smoke = status.get("smokeTest") or {}
+    return smoke.get("result") in _RUNNING or update_test.get("result") in _RUNNING
+
+
+def periodic_interval(config: Settings) -> float:
+    """Often enough for drift checks, registry re-checks and retries after failures."""
+    due = min(
+        config.drift_interval_seconds,
+        config.image_check_interval_seconds,
+        config.retry_backoff_seconds,
+    )
+    return max(due, config.smoke_poll_seconds)
+
+
 def _context(memo: kopf.Memo) -> OperatorContext:
     context = memo["context"]
     if not isinstance(context, OperatorContext):
@@ -101,15 +125,19 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
     async def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         await reconcile("change", body, patch, memo, kwargs["renku_ids"], kwargs["logger"])
 
-    @kopf.timer(
-        *RESOURCE,
-        id="tick",
-        interval=config.smoke_poll_seconds,
-        initial_delay=config.smoke_poll_seconds,
-        registry=registry,
-    )
-    async def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        await reconcile("timer", body, patch, memo, kwargs["renku_ids"], kwargs["logger"])
+    # Two timers: a fast one that acts only while work is in flight (a smoke test running, a
+    # generation not yet processed), and a slow one for periodic work (drift, registry re-checks,
+    # retries after failures). Idle objects then cost one cheap check per fast tick.
+    @kopf.timer(*RESOURCE, id=FAST_TIMER, interval=config.smoke_poll_seconds, registry=registry)
+    async def on_tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        if in_flight(body):
+            await reconcile("tick", body, patch, memo, kwargs["renku_ids"], kwargs["logger"])
+
+    @kopf.timer(*RESOURCE, id=SLOW_TIMER, interval=periodic_interval(config), registry=registry)
+    async def on_periodic(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
+    ) -> None:
+        await reconcile("periodic", body, patch, memo, kwargs["renku_ids"], kwargs["logger"])
 
     @kopf.on.delete(*RESOURCE, id="retire", registry=registry)
     async def on_delete(

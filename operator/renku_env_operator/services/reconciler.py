@@ -8,12 +8,10 @@ and the Events to post; the kopf handler only applies them.
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from ..api.spec import GlobalEnvironmentSpec
-from ..api.status import GlobalEnvironmentStatus
 from ..config import Settings
 from ..domain import conditions as cond
 from ..domain.validation import validate_spec
@@ -21,7 +19,7 @@ from .image_gate import ImageGate, ImageVerifier
 from .publishing import Publisher
 from .retiring import Retirer
 from .smoke_gate import SmokeGate, SmokeRunner
-from .work import ObjectRef, Outcome, Work, parse_status
+from .work import ObjectRef, Outcome, StatusMemory, Work
 
 __all__ = ["ObjectRef", "Outcome", "Reconciler"]
 
@@ -42,8 +40,7 @@ class Reconciler:
         self.image_gate = ImageGate(settings, images)
         self.smoke_gate = SmokeGate(smoke)
         self._locks: dict[str, asyncio.Lock] = {}
-        # Per object: the status a reconcile started from, and the one it produced.
-        self._last: dict[str, tuple[dict[str, Any], GlobalEnvironmentStatus]] = {}
+        self._statuses = StatusMemory()
 
     async def reconcile(
         self,
@@ -66,34 +63,18 @@ class Reconciler:
         """Apply the deletion policy; bounded retries, then say how to release the object."""
         lock = self._locks.setdefault(ref.uid, asyncio.Lock())
         async with lock:
-            status = self._current(ref.uid, raw_status)
+            status = self._statuses.current(ref.uid, raw_status)
             work = Work(ref, status, list(status.conditions))
             retry_after = await self.retirer.retire(work, raw_spec, attempt)
             outcome = self._finish(work, done=False)
-            self._remember(ref.uid, raw_status, outcome)
+            self._statuses.remember(ref.uid, raw_status, outcome.status)
             outcome.retry_after = retry_after
             synced = cond.find(work.conditions, cond.SYNCED)
             outcome.message = synced.message if synced else ""
             return outcome
 
-    def _current(self, uid: str, raw_status: Mapping[str, Any]) -> GlobalEnvironmentStatus:
-        """The object's status; our own last write when the view is older than it.
-
-        A timer can fire before the watch delivers the status patch of the previous reconcile:
-        its body still shows the status that reconcile started from. This operator is the only
-        writer of status, so what it produced last is the truth then (a stale view once made a
-        timer create a second environment in Renku).
-        """
-        last = self._last.get(uid)
-        if last is not None and dict(raw_status) == last[0]:
-            return last[1]
-        return parse_status(raw_status)
-
-    def _remember(self, uid: str, raw_status: Mapping[str, Any], outcome: Outcome) -> None:
-        self._last[uid] = (copy.deepcopy(dict(raw_status)), outcome.status)
-
     def forget(self, uid: str) -> None:
-        self._last.pop(uid, None)
+        self._statuses.forget(uid)
         self._locks.pop(uid, None)
         self.publisher.forget(uid)
         if self.image_gate.images is not None:
@@ -106,12 +87,12 @@ class Reconciler:
         raw_status: Mapping[str, Any],
         claimed: Collection[str],
     ) -> Outcome:
-        status = self._current(ref.uid, raw_status)
+        status = self._statuses.current(ref.uid, raw_status)
         work = Work(ref, status, cond.initial(status.conditions, ref.generation))
         spec = self._validate(work, raw_spec)
         done = spec is None or await self._pipeline(work, spec, claimed)
         outcome = self._finish(work, done)
-        self._remember(ref.uid, raw_status, outcome)
+        self._statuses.remember(ref.uid, raw_status, outcome.status)
         return outcome
 
     async def _pipeline(

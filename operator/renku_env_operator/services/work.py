@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -66,3 +68,39 @@ def parse_status(raw: Mapping[str, Any]) -> GlobalEnvironmentStatus:
 
 
 _STATUS_ALIASES = {f.alias or name for name, f in GlobalEnvironmentStatus.model_fields.items()}
+
+
+class StatusMemory:
+    """What this operator last wrote to each object's status, to see through stale views.
+
+    A timer can fire before the watch delivers the status patch of an earlier reconcile: its
+    body then shows a status this operator itself produced or started from before. The
+    operator is the only writer of status, so its latest result is the truth then (a stale
+    view once made a timer create a second environment in Renku, or restart a smoke test
+    whose pod had already passed and been deleted). A view it never saw is taken as it is.
+    """
+
+    DEPTH = 8
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[dict[str, Any]]] = {}
+        self._latest: dict[str, GlobalEnvironmentStatus] = {}
+
+    def current(self, uid: str, raw_status: Mapping[str, Any]) -> GlobalEnvironmentStatus:
+        view = dict(raw_status)
+        latest = self._latest.get(uid)
+        if latest is not None and view in self._seen.get(uid, ()):
+            return latest
+        return parse_status(view)
+
+    def remember(
+        self, uid: str, raw_status: Mapping[str, Any], produced: GlobalEnvironmentStatus
+    ) -> None:
+        seen = self._seen.setdefault(uid, deque(maxlen=self.DEPTH))
+        seen.append(copy.deepcopy(dict(raw_status)))
+        seen.append(produced.model_dump(by_alias=True, exclude_none=True, mode="json"))
+        self._latest[uid] = produced
+
+    def forget(self, uid: str) -> None:
+        self._seen.pop(uid, None)
+        self._latest.pop(uid, None)
