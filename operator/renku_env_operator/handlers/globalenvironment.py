@@ -30,7 +30,10 @@ def in_flight(body: kopf.Body) -> bool:
         return True
     update_test = (status.get("image") or {}).get("updateTest") or {}
     smoke = status.get("smokeTest") or {}
-    return smoke.get("result") in _RUNNING or update_test.get("result") in _RUNNING
+    retest = body.metadata.annotations.get(RETEST_ANNOTATION)
+    enabled = (body.spec.get("smokeTest") or {}).get("enabled", True) is not False
+    asked = enabled and retest is not None and retest != smoke.get("trigger")
+    return asked or smoke.get("result") in _RUNNING or update_test.get("result") in _RUNNING
 
 
 def periodic_interval(config: Settings) -> float:
