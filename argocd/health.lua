@@ -27,6 +27,7 @@ local NEEDS_HUMAN = {
   LatestTag = true,
   InvalidImageReference = true,
   RejectedByRenku = true,
+  RenkuNotConfigured = true,
   SmokeTestFailed = true,
 }
 

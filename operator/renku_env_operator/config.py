@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     renku_url: AnyHttpUrl | None = None
     """Renku data service root, e.g. http://renku-data-service.renku.svc/api/data or
     https://renku.example.org/api/data."""
+    renku_public_url: AnyHttpUrl | None = None
+    """Renku's public address, e.g. https://renku.example.org: smoke pods get it in
+    RENKU_BASE_URL as sessions do. Default: the host of renku_url."""
     renku_credentials_secret: str | None = None
     """Name of the Secret with the Renku credentials (keys `token`, or `clientId`,
     `clientSecret` and `tokenUrl`)."""

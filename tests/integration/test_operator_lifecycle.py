@@ -70,3 +70,19 @@ async def test_a_spec_the_api_server_should_have_refused_is_not_published(
     assert condition(invalid, "Ready")["reason"] == "Invalid"  # type: ignore[index]
     assert invalid["status"]["observedGeneration"] == 1
     assert renku_double.count("POST") == 0
+
+
+async def test_without_a_renku_url_environments_are_tested_but_not_published(
+    kube: Kube, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    await start_operator(renku_url=None, renku_token=None)
+    await kube.create(genv("staged", smokeTest={"enabled": False}))
+
+    staged = await kube.wait_for(GENV, NAMESPACE, "staged", has_condition("Synced", "False"))
+
+    synced = condition(staged, "Synced")
+    assert synced is not None
+    assert synced["reason"] == "RenkuNotConfigured"
+    assert "RENKU_URL" in synced["message"]
+    assert condition(staged, "Validated")["status"] == "True"  # type: ignore[index]
+    assert renku_double.requests == []

@@ -146,6 +146,15 @@ def test_base_url_takes_the_host_from_renku_url() -> None:
     assert variables["RENKU_BASE_URL"].startswith("https://renku.epfl.ch:8443/sessions/")
 
 
+def test_the_public_url_wins_over_the_internal_service_address() -> None:
+    settings = Settings(
+        renku_url="http://renku-data-service.renku.svc/api/data",
+        renku_public_url="https://renku.example.ch",
+    )
+    variables = env(build(settings=settings))
+    assert variables["RENKU_BASE_URL"].startswith("https://renku.example.ch/sessions/")
+
+
 def test_readiness_probe_is_renkus_and_nothing_else() -> None:
     container = session(build(RENKU_LIKE))
     assert container["readinessProbe"] == {

@@ -34,6 +34,7 @@ NEEDS_HUMAN = frozenset(
         "ImageCheckFailed",
         "SmokeTestFailed",
         "RejectedByRenku",
+        "RenkuNotConfigured",
         "CredentialsRejected",
         "AdoptionFailed",
         "Drifted",

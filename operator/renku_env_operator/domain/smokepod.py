@@ -191,7 +191,9 @@ def session_env(
 
 
 def public_host(settings: Settings) -> str:
-    """Renku's host (and port) from settings.renku_url, else an example host."""
+    """Renku's public host (and port): renku_public_url, else renku_url's, else an example."""
+    if settings.renku_public_url is not None:
+        return urlsplit(str(settings.renku_public_url)).netloc or DEFAULT_HOST
     if settings.renku_url is None:
         return DEFAULT_HOST
     return urlsplit(str(settings.renku_url)).netloc or DEFAULT_HOST

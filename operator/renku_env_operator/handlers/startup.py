@@ -97,11 +97,14 @@ def node_architectures(config: Settings, kube: KubeClient) -> NodeArchitectures:
     return read
 
 
-async def build_context(config: Settings) -> OperatorContext:
+async def build_publisher(
+    config: Settings, kube: KubeClient, api_client: k8s.ApiClient, closers: list[Closer]
+) -> Publisher | None:
+    """Renku's side; None without a Renku URL (environments are then only validated and
+    tested, and their Synced condition says so)."""
     if config.renku_url is None:
-        raise SettingsError("RENKU_ENV_OPERATOR_RENKU_URL is required: the Renku data service root")
-    api_client = load_api_client()
-    kube = KubeClient(api_client)
+        log.warning("RENKU_ENV_OPERATOR_RENKU_URL is not set: nothing will be published")
+        return None
     credentials = await load_credentials(config, kube)
     renku = RenkuClient(
         str(config.renku_url),
@@ -110,22 +113,35 @@ async def build_context(config: Settings) -> OperatorContext:
         timeout=config.renku_timeout_seconds,
         retry_attempts=config.renku_retry_attempts,
     )
+    closers.append(renku.aclose)
     writer = GlobalEnvironmentStatusWriter(api_client)
 
     async def write_status(ref: ObjectRef, status: dict[str, Any]) -> None:
         await writer.patch_status(ref.namespace, ref.name, status)
 
     sync = RenkuSync(renku, RenkuSnapshot(renku, config.drift_interval_seconds))
-    publisher = Publisher(config, sync, write_status)
-    closers: list[Closer] = [renku.aclose, kube.close]
-    images = None
-    if config.image_checks:
-        registry = RegistryClient(
-            timeout=config.registry_timeout_seconds,
-            insecure_registries=config.registry_insecure_hosts,
-        )
-        closers.append(lambda: registry.__aexit__(None, None, None))
-        images = ImageVerifier(config, registry, node_architectures(config, kube))
+    return Publisher(config, sync, write_status)
+
+
+def build_image_verifier(
+    config: Settings, kube: KubeClient, closers: list[Closer]
+) -> ImageVerifier | None:
+    if not config.image_checks:
+        return None
+    registry = RegistryClient(
+        timeout=config.registry_timeout_seconds,
+        insecure_registries=config.registry_insecure_hosts,
+    )
+    closers.append(lambda: registry.__aexit__(None, None, None))
+    return ImageVerifier(config, registry, node_architectures(config, kube))
+
+
+async def build_context(config: Settings) -> OperatorContext:
+    api_client = load_api_client()
+    kube = KubeClient(api_client)
+    closers: list[Closer] = [kube.close]
+    publisher = await build_publisher(config, kube, api_client, closers)
+    images = build_image_verifier(config, kube, closers)
     smoke = SmokeTester(kube, config)
     reconciler = Reconciler(config, publisher, images, smoke)
     return OperatorContext(config, reconciler, smoke, closers)

@@ -46,19 +46,6 @@ class Publisher:
         self._retry_at.pop(uid, None)
         self._checked_at.pop(uid, None)
 
-    def report_kept(self, work: Work) -> None:
-        """A new spec failed its checks: say what is still live in Renku."""
-        published = work.status.published
-        if published is None:
-            msg = "Nothing published yet: the spec has to pass its checks first."
-            work.condition(cond.SYNCED, "False", "NotPublished", msg)
-            return
-        msg = (
-            f"Renku keeps the last version that passed: generation {published.generation} "
-            f"({published.image}), published {published.time}."
-        )
-        work.condition(cond.SYNCED, "False", "LastKnownGood", msg)
-
     async def publish(
         self, work: Work, spec: GlobalEnvironmentSpec, image: str, claimed: Collection[str]
     ) -> None:
@@ -250,3 +237,17 @@ class Publisher:
         else:
             reason, hint = "RenkuError", "Will retry."
         work.condition(cond.SYNCED, "False", reason, f"{exc} {hint}")
+
+
+def report_kept(work: Work) -> None:
+    """A new spec failed its checks: say what is still live in Renku."""
+    published = work.status.published
+    if published is None:
+        msg = "Nothing published yet: the spec has to pass its checks first."
+        work.condition(cond.SYNCED, "False", "NotPublished", msg)
+        return
+    msg = (
+        f"Renku keeps the last version that passed: generation {published.generation} "
+        f"({published.image}), published {published.time}."
+    )
+    work.condition(cond.SYNCED, "False", "LastKnownGood", msg)

@@ -16,12 +16,17 @@ from ..config import Settings
 from ..domain import conditions as cond
 from ..domain.validation import validate_spec
 from .image_gate import ImageGate, ImageVerifier
-from .publishing import Publisher
+from .publishing import Publisher, report_kept
 from .retiring import Retirer
 from .smoke_gate import SmokeGate, SmokeRunner
 from .work import ObjectRef, Outcome, StatusMemory, Work
 
 __all__ = ["ObjectRef", "Outcome", "Reconciler"]
+
+NOT_CONFIGURED = (
+    "Validated and tested, not published: RENKU_ENV_OPERATOR_RENKU_URL is not set "
+    "(Helm: renku.url)."
+)
 
 
 class Reconciler:
@@ -30,13 +35,13 @@ class Reconciler:
     def __init__(
         self,
         settings: Settings,
-        publisher: Publisher,
+        publisher: Publisher | None,
         images: ImageVerifier | None,
         smoke: SmokeRunner | None,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
-        self.retirer = Retirer(settings, publisher.sync)
+        self.retirer = Retirer(settings, publisher.sync) if publisher else None
         self.image_gate = ImageGate(settings, images)
         self.smoke_gate = SmokeGate(smoke)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -65,7 +70,9 @@ class Reconciler:
         async with lock:
             status = self._statuses.current(ref.uid, raw_status)
             work = Work(ref, status, list(status.conditions))
-            retry_after = await self.retirer.retire(work, raw_spec, attempt)
+            retry_after = (
+                await self.retirer.retire(work, raw_spec, attempt) if self.retirer else None
+            )
             outcome = self._finish(work, done=False)
             self._statuses.remember(ref.uid, raw_status, outcome.status)
             outcome.retry_after = retry_after
@@ -76,7 +83,8 @@ class Reconciler:
     def forget(self, uid: str) -> None:
         self._statuses.forget(uid)
         self._locks.pop(uid, None)
-        self.publisher.forget(uid)
+        if self.publisher is not None:
+            self.publisher.forget(uid)
         if self.image_gate.images is not None:
             self.image_gate.images.forget(uid)
 
@@ -101,13 +109,15 @@ class Reconciler:
         """Image -> smoke test -> publish. False while a smoke test is still running."""
         image = await self.image_gate.verify(work, spec)
         tested = await self.smoke_gate.run(work, spec, image) if image else False
-        if tested:
+        if tested and self.publisher is None:
+            work.condition(cond.SYNCED, "False", "RenkuNotConfigured", NOT_CONFIGURED)
+        elif tested and self.publisher is not None:
             pin = spec.image_policy is not None and spec.image_policy.pin_digest
             await self.publisher.publish(
                 work, spec, image if pin and image else spec.image, claimed
             )
         elif tested is False:
-            self.publisher.report_kept(work)
+            report_kept(work)
         if image and tested is not None:
             await self.smoke_gate.test_update(work, spec)
         return tested is not None
