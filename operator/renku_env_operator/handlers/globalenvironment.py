@@ -77,12 +77,13 @@ def apply_outcome(
     logger: kopf.Logger | None = None,
 ) -> None:
     new_status = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    # Against both the view and what the reconcile started from: when the view lags behind
+    # our own last write, a key may differ from the server's state but not from the view.
     for key, value in new_status.items():
-        if old.get(key) != value:
+        if old.get(key) != value or outcome.base.get(key) != value:
             patch.status[key] = value
-    for key in old:
-        if key not in new_status:
-            patch.status[key] = None
+    for key in {*old, *outcome.base, *outcome.written} - new_status.keys():
+        patch.status[key] = None
     for event in outcome.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
         if logger is not None:

@@ -39,8 +39,6 @@ class Publisher:
         self.write_status = write_status
         self._retry_at: dict[str, float] = {}
         self._checked_at: dict[str, float] = {}
-        # The ids and create attempts this process wrote (None: known to be unset): newer than
-        # any status a handler can bring (a timer may start from a body our last patch missed).
 
     def forget(self, uid: str) -> None:
         self._retry_at.pop(uid, None)
@@ -118,15 +116,12 @@ class Publisher:
         )
 
         async def record() -> None:
-            await self.write_status(
-                work.ref, {"createAttempt": new_attempt.model_dump(by_alias=True)}
-            )
+            written = {"createAttempt": new_attempt.model_dump(by_alias=True)}
+            await self.write_status(work.ref, written)
+            work.note_written(written)
 
         work.status = work.status.model_copy(update={"create_attempt": new_attempt})
         renku_id = await self.sync.create(declared, record)
-        # The attempt was written directly, so kopf's patch (computed against the status the
-        # handler started from) would not remove it: replace it with the id at once.
-        await self.write_status(work.ref, {"renkuId": renku_id, "createAttempt": None})
         work.event(
             "Normal", "Created", f"Created Renku environment {renku_id} ({declared['name']})."
         )

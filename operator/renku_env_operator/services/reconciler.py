@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from ..api.spec import GlobalEnvironmentSpec
+from ..api.status import GlobalEnvironmentStatus
 from ..config import Settings
 from ..domain import conditions as cond
 from ..domain.validation import validate_spec
@@ -73,8 +74,8 @@ class Reconciler:
             retry_after = (
                 await self.retirer.retire(work, raw_spec, attempt) if self.retirer else None
             )
-            outcome = self._finish(work, done=False)
-            self._statuses.remember(ref.uid, raw_status, outcome.status)
+            outcome = self._finish(work, done=False, start=status)
+            self._statuses.remember(ref.uid, raw_status, outcome)
             outcome.retry_after = retry_after
             synced = cond.find(work.conditions, cond.SYNCED)
             outcome.message = synced.message if synced else ""
@@ -99,8 +100,8 @@ class Reconciler:
         work = Work(ref, status, cond.initial(status.conditions, ref.generation))
         spec = self._validate(work, raw_spec)
         done = spec is None or await self._pipeline(work, spec, claimed)
-        outcome = self._finish(work, done)
-        self._statuses.remember(ref.uid, raw_status, outcome.status)
+        outcome = self._finish(work, done, start=status)
+        self._statuses.remember(ref.uid, raw_status, outcome)
         return outcome
 
     async def _pipeline(
@@ -122,12 +123,14 @@ class Reconciler:
             await self.smoke_gate.test_update(work, spec)
         return tested is not None
 
-    def _finish(self, work: Work, done: bool) -> Outcome:
+    def _finish(self, work: Work, done: bool, start: GlobalEnvironmentStatus) -> Outcome:
         conditions = cond.with_ready(work.conditions, work.ref.generation)
         updates: dict[str, Any] = {"conditions": conditions}
         if done:
             updates["observed_generation"] = work.ref.generation
-        return Outcome(work.status.model_copy(update=updates), work.events)
+        base = start.model_dump(by_alias=True, exclude_none=True, mode="json")
+        status = work.status.model_copy(update=updates)
+        return Outcome(status, work.events, base=base, written=dict(work.written))
 
     def _validate(self, work: Work, raw_spec: Mapping[str, Any]) -> GlobalEnvironmentSpec | None:
         spec, problems = validate_spec(raw_spec)

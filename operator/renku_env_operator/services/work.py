@@ -37,6 +37,11 @@ class Outcome:
     events: list[Event] = field(default_factory=list)
     retry_after: float | None = None
     message: str = ""
+    base: dict[str, Any] = field(default_factory=dict)
+    """The status the reconcile started from (as written), which may be newer than the view
+    kopf has: a patch must also cover keys that differ from it."""
+    written: dict[str, Any] = field(default_factory=dict)
+    """Status keys written directly during the reconcile (before kopf's patch)."""
 
 
 @dataclass
@@ -47,6 +52,11 @@ class Work:
     status: GlobalEnvironmentStatus
     conditions: list[Condition]
     events: list[Event] = field(default_factory=list)
+    written: dict[str, Any] = field(default_factory=dict)
+
+    def note_written(self, status: Mapping[str, Any]) -> None:
+        """Status keys just written straight to the API server (not through kopf's patch)."""
+        self.written.update(status)
 
     def condition(self, type_: str, status: ConditionStatus, reason: str, msg: str) -> None:
         old = cond.find(self.conditions, type_)
@@ -80,7 +90,7 @@ class StatusMemory:
     whose pod had already passed and been deleted). A view it never saw is taken as it is.
     """
 
-    DEPTH = 8
+    DEPTH = 16
 
     def __init__(self) -> None:
         self._seen: dict[str, deque[dict[str, Any]]] = {}
@@ -93,14 +103,24 @@ class StatusMemory:
             return latest
         return parse_status(view)
 
-    def remember(
-        self, uid: str, raw_status: Mapping[str, Any], produced: GlobalEnvironmentStatus
-    ) -> None:
+    def remember(self, uid: str, raw_status: Mapping[str, Any], outcome: Outcome) -> None:
+        """Record a reconcile: the view it had, what it started from, what it wrote directly
+        on the way (the server passes through those states), and what it produced."""
         seen = self._seen.setdefault(uid, deque(maxlen=self.DEPTH))
-        seen.append(copy.deepcopy(dict(raw_status)))
-        seen.append(produced.model_dump(by_alias=True, exclude_none=True, mode="json"))
-        self._latest[uid] = produced
+        view = copy.deepcopy(dict(raw_status))
+        seen.append(view)
+        if outcome.written:
+            seen.append(_merged(view, outcome.written))
+            seen.append(_merged(outcome.base, outcome.written))
+        seen.append(outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+        self._latest[uid] = outcome.status
 
     def forget(self, uid: str) -> None:
         self._seen.pop(uid, None)
         self._latest.pop(uid, None)
+
+
+def _merged(status: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """A top-level JSON merge patch, as the API server applies our direct status writes."""
+    merged = {**copy.deepcopy(dict(status)), **copy.deepcopy(dict(patch))}
+    return {key: value for key, value in merged.items() if value is not None}
