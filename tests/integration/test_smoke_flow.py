@@ -232,3 +232,36 @@ async def test_disabled_smoke_tests_are_reported(
     assert tested["reason"] == "Disabled"
     assert "without testing" in tested["message"]
     assert await kube.list(PODS, NAMESPACE) == []
+
+
+async def test_the_last_known_good_version_is_restored_after_drift_while_a_new_spec_fails(
+    kube: Kube, kubelet: Kubelet, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    plan_session(kubelet, "jupyter", "ready", port=8888)
+    plan_probe(kubelet, "jupyter")
+    await start_operator(drift_interval_seconds=0.3)
+    await kube.create({**genv("jupyter"), "spec": spec()})
+    first = await kube.wait_for(
+        GENV, NAMESPACE, "jupyter", has_condition("Ready", "True"), timeout=20
+    )
+    renku_id = first["status"]["renkuId"]
+    plan_session(kubelet, "jupyter", "crashloop", exit_code=1, log="boom")
+    await kube.patch(GENV, NAMESPACE, "jupyter", {"spec": {"image": "ghcr.io/example/env:2.0.0"}})
+    await kube.wait_for(
+        GENV, NAMESPACE, "jupyter", has_condition("Synced", "False", "LastKnownGood"), timeout=20
+    )
+
+    renku_double.admin_edit(renku_id, container_image="ghcr.io/example/other:9.9.9", port=1234)
+
+    await renku_double.wait_until_async(
+        lambda d: (
+            d.environments[renku_id]["container_image"] == "ghcr.io/example/env:1.0.0"
+            and d.environments[renku_id]["port"] == 8888
+        )
+    )
+    event = await kube.wait_event("jupyter", "DriftCorrected", namespace=NAMESPACE)
+    assert "port" in event["message"]
+    held = await kube.wait_for(
+        GENV, NAMESPACE, "jupyter", has_condition("Synced", "False", "LastKnownGood")
+    )
+    assert condition(held, "SmokeTested")["status"] == "False"  # type: ignore[index]

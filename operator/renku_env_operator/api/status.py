@@ -137,6 +137,37 @@ class ImageStatus(ApiModel):
     """Smoke test of latestVersion, when spec.imagePolicy.testUpdates is true."""
 
 
+class RenkuEnvironmentState(ApiModel):
+    """An environment as published to Renku (Renku's fields, Renku's defaults filled in)."""
+
+    name: str
+    """Display name."""
+    container_image: str
+    """Image, possibly pinned to its digest."""
+    description: str
+    """Description ("" when none)."""
+    default_url: str
+    """Path the session opens."""
+    uid: int
+    """User id."""
+    gid: int
+    """Group id."""
+    port: int
+    """Port of the session's server."""
+    working_directory: str | None = None
+    """Working directory; unset: the image's WORKDIR."""
+    mount_directory: str | None = None
+    """Mount directory; unset: the working directory."""
+    command: list[str] | None = None
+    """Command; unset: the image's ENTRYPOINT."""
+    args: list[str] | None = None
+    """Arguments; unset: the image's CMD."""
+    strip_path_prefix: bool
+    """Whether Renku's proxy strips the session's path prefix."""
+    is_archived: bool
+    """Whether the environment is archived."""
+
+
 class PublishedStatus(ApiModel):
     """The version of the spec that is live in Renku (the last known good)."""
 
@@ -151,6 +182,9 @@ class PublishedStatus(ApiModel):
 
     fingerprint: str
     """Hash of the Renku payload that was published; drift is measured against it."""
+
+    environment: RenkuEnvironmentState | None = None
+    """What was published: restored on drift even while a newer spec fails its checks."""
 
 
 class CreateAttemptStatus(ApiModel):

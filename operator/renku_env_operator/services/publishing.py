@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..api.spec import GlobalEnvironmentSpec
-from ..api.status import CreateAttemptStatus, PublishedStatus
+from ..api.status import CreateAttemptStatus, PublishedStatus, RenkuEnvironmentState
 from ..clients.renku_errors import (
     RenkuCredentialsError,
     RenkuError,
@@ -64,6 +64,35 @@ class Publisher:
         else:
             self._retry_at.pop(work.ref.uid, None)
             self._checked_at[work.ref.uid] = time.monotonic()
+
+    async def hold(self, work: Work, spec: GlobalEnvironmentSpec, claimed: Collection[str]) -> None:
+        """A new spec failed its checks: keep the last known good version in Renku, drift
+        included, and say which version is live."""
+        published, renku_id = work.status.published, work.status.renku_id
+        uid, now = work.ref.uid, time.monotonic()
+        last = self._checked_at.get(uid, float("-inf"))
+        quiet = (
+            now < self._retry_at.get(uid, 0.0) or now - last < self.settings.drift_interval_seconds
+        )
+        if (
+            spec.suspend
+            or published is None
+            or published.environment is None
+            or not renku_id
+            or quiet
+        ):
+            report_kept(work)
+            return
+        declared = published.environment.model_dump(by_alias=False)
+        self._checked_at[uid] = now
+        try:
+            await self._converge(work, spec, declared, renku_id, claimed)
+        except RenkuError as exc:
+            self._failed(work, exc)
+            return
+        found = cond.find(work.conditions, cond.SYNCED)
+        if found is None or found.reason != "Drifted":
+            report_kept(work)
 
     def _due(self, work: Work, declared: Declared) -> bool:
         uid, now = work.ref.uid, time.monotonic()
@@ -204,9 +233,10 @@ class Publisher:
             image=declared["container_image"],
             time=now,
             fingerprint=payload.fingerprint(declared),
+            environment=RenkuEnvironmentState.model_validate(declared),
         )
         old = work.status.published
-        if old is not None and old.fingerprint == published.fingerprint:
+        if old is not None and old.fingerprint == published.fingerprint and old.environment:
             published = old
         work.status = work.status.model_copy(
             update={

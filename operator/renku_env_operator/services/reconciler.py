@@ -117,6 +117,8 @@ class Reconciler:
             await self.publisher.publish(
                 work, spec, image if pin and image else spec.image, claimed
             )
+        elif tested is False and self.publisher is not None:
+            await self.publisher.hold(work, spec, claimed)
         elif tested is False:
             report_kept(work)
         if image and tested is not None:
