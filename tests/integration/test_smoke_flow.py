@@ -48,17 +48,23 @@ def checks(obj: dict[str, Any]) -> dict[str, str]:
     return {c["name"]: c["result"] for c in obj["status"]["smokeTest"].get("checks", [])}
 
 
+async def published_after_passing(
+    kube: Kube, kubelet: Kubelet, start_operator: Any, **settings: Any
+) -> dict[str, Any]:
+    """Start the operator, apply `jupyter`, let its smoke test pass; the object once Ready."""
+    plan_session(kubelet, "jupyter", "ready", port=8888)
+    plan_probe(kubelet, "jupyter")
+    await start_operator(**settings)
+    await kube.create({**genv("jupyter"), "spec": spec()})
+    return await kube.wait_for(
+        GENV, NAMESPACE, "jupyter", has_condition("Ready", "True"), timeout=20
+    )
+
+
 async def test_a_passing_image_is_published_after_its_smoke_test(
     kube: Kube, kubelet: Kubelet, renku_double: RenkuDouble, start_operator: Any
 ) -> None:
-    plan_session(kubelet, "jupyter", "ready", port=8888)
-    plan_probe(kubelet, "jupyter")
-    await start_operator()
-    await kube.create({**genv("jupyter"), "spec": spec()})
-
-    ready = await kube.wait_for(
-        GENV, NAMESPACE, "jupyter", has_condition("Ready", "True"), timeout=20
-    )
+    ready = await published_after_passing(kube, kubelet, start_operator)
 
     tested = condition(ready, "SmokeTested")
     assert tested is not None
@@ -78,13 +84,7 @@ async def test_a_passing_image_is_published_after_its_smoke_test(
 async def test_a_failing_update_keeps_the_last_known_good_version_in_renku(
     kube: Kube, kubelet: Kubelet, renku_double: RenkuDouble, start_operator: Any
 ) -> None:
-    plan_session(kubelet, "jupyter", "ready", port=8888)
-    plan_probe(kubelet, "jupyter")
-    await start_operator()
-    await kube.create({**genv("jupyter"), "spec": spec()})
-    first = await kube.wait_for(
-        GENV, NAMESPACE, "jupyter", has_condition("Ready", "True"), timeout=20
-    )
+    first = await published_after_passing(kube, kubelet, start_operator)
     renku_id = first["status"]["renkuId"]
 
     plan_session(kubelet, "jupyter", "crashloop", exit_code=127, log="exec: jupyter: not found")
@@ -237,13 +237,7 @@ async def test_disabled_smoke_tests_are_reported(
 async def test_the_last_known_good_version_is_restored_after_drift_while_a_new_spec_fails(
     kube: Kube, kubelet: Kubelet, renku_double: RenkuDouble, start_operator: Any
 ) -> None:
-    plan_session(kubelet, "jupyter", "ready", port=8888)
-    plan_probe(kubelet, "jupyter")
-    await start_operator(drift_interval_seconds=0.3)
-    await kube.create({**genv("jupyter"), "spec": spec()})
-    first = await kube.wait_for(
-        GENV, NAMESPACE, "jupyter", has_condition("Ready", "True"), timeout=20
-    )
+    first = await published_after_passing(kube, kubelet, start_operator, drift_interval_seconds=0.3)
     renku_id = first["status"]["renkuId"]
     plan_session(kubelet, "jupyter", "crashloop", exit_code=1, log="boom")
     await kube.patch(GENV, NAMESPACE, "jupyter", {"spec": {"image": "ghcr.io/example/env:2.0.0"}})
