@@ -9,15 +9,17 @@ import pytest
 
 from renku_env_operator.api.spec import GlobalEnvironmentSpec
 from renku_env_operator.api.status import GlobalEnvironmentStatus
+from renku_env_operator.clients.globalenvironments import StatusWriteError
 from renku_env_operator.clients.renku_errors import (
     RenkuCredentialsError,
     RenkuError,
     RenkuUnavailableError,
     RenkuValidationError,
 )
+from renku_env_operator.config import Settings
 from renku_env_operator.domain import conditions as cond
 from renku_env_operator.services.publishing import Publisher
-from renku_env_operator.services.renku_sync import RenkuSnapshot
+from renku_env_operator.services.renku_sync import RenkuSnapshot, RenkuSync
 from renku_env_operator.services.retiring import Retirer
 from renku_env_operator.services.work import ObjectRef, Work
 from tests.support.memory_renku import MemoryRenku, publisher_for
@@ -354,3 +356,21 @@ async def test_a_write_during_a_list_makes_that_list_stale(renku: MemoryRenku) -
     await snapshot.get()
 
     assert renku.log == ["LIST", "LIST"]
+
+
+async def test_no_create_is_sent_when_the_attempt_cannot_be_recorded(renku: MemoryRenku) -> None:
+    async def refuse(ref: ObjectRef, status: dict[str, Any]) -> None:
+        raise StatusWriteError("cannot write status of renku/python: 403 Forbidden")
+
+    publisher = Publisher(
+        Settings(retry_backoff_seconds=30.0), RenkuSync(renku, RenkuSnapshot(renku, 300.0)), refuse
+    )
+    work = fresh_work()
+
+    await publisher.publish(work, spec(), IMAGE, claimed=())
+
+    assert renku.envs == {}
+    assert "POST" not in renku.log
+    status, reason, message = synced(work)
+    assert (status, reason) == ("False", "StatusWriteFailed")
+    assert "nothing was sent to Renku" in message

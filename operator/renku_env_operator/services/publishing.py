@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.spec import GlobalEnvironmentSpec
 from ..api.status import CreateAttemptStatus, PublishedStatus, RenkuEnvironmentState
+from ..clients.globalenvironments import StatusWriteError
 from ..clients.renku_errors import (
     RenkuCredentialsError,
     RenkuError,
@@ -61,6 +62,11 @@ class Publisher:
         except AdoptionError as exc:
             self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
             work.condition(cond.SYNCED, "False", "AdoptionFailed", str(exc))
+        except StatusWriteError as exc:
+            # Without the recorded attempt a lost answer could not be recovered: do not POST.
+            self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
+            msg = f"{exc}; nothing was sent to Renku. Check the operator's rights on globalenvironments/status."
+            work.condition(cond.SYNCED, "False", "StatusWriteFailed", msg)
         else:
             self._retry_at.pop(work.ref.uid, None)
             self._checked_at[work.ref.uid] = time.monotonic()

@@ -71,9 +71,9 @@ class SmokeGate:
         if result.result == "Passed":
             work.condition(cond.SMOKE_TESTED, "True", "Passed", result.message)
             return True
-        work.condition(
-            cond.SMOKE_TESTED, "False", "SmokeTestFailed", f"{result.reason}: {result.message}"
-        )
+        message = f"{result.reason}: {result.message}"
+        # The SmokeTestFailed Event above already says it, once per verdict.
+        work.condition(cond.SMOKE_TESTED, "False", "SmokeTestFailed", message, announce=False)
         return False
 
     async def test_update(self, work: Work, spec: GlobalEnvironmentSpec) -> None:

@@ -58,13 +58,23 @@ class Work:
         """Status keys just written straight to the API server (not through kopf's patch)."""
         self.written.update(status)
 
-    def condition(self, type_: str, status: ConditionStatus, reason: str, msg: str) -> None:
+    def condition(
+        self,
+        type_: str,
+        status: ConditionStatus,
+        reason: str,
+        msg: str,
+        *,
+        announce: bool = True,
+    ) -> None:
+        """Set a condition; a new False one is also a Warning Event unless the caller posts
+        its own (`announce=False`)."""
         old = cond.find(self.conditions, type_)
         self.conditions = cond.set_condition(
             self.conditions, type_, status, reason, msg, self.ref.generation
         )
         changed = old is None or (old.status, old.reason, old.message) != (status, reason, msg)
-        if changed and status == "False" and reason not in {"Pending"}:
+        if announce and changed and status == "False" and reason not in {"Pending"}:
             self.events.append(Event("Warning", reason, f"{type_}: {msg}"))
 
     def event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
