@@ -50,7 +50,7 @@ async def test_work_outside_the_mount_directory_is_warned_about(
     validated = condition(ready, "Validated")
     assert validated is not None
     assert validated["reason"] == "ValidWithWarnings"
-    assert "lost when a session is paused" in validated["message"]
+    assert "lost when the session is paused" in validated["message"]
     event = await kube.wait_event("lossy", "SpecWarning", namespace=NAMESPACE)
     assert event["type"] == "Warning"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from renku_env_operator.api.spec import GlobalEnvironmentSpec
-from renku_env_operator.domain.paths import is_inside, path_warnings, resolve_paths
+from renku_env_operator.domain.paths import path_notes, path_warnings, resolve_paths
 
 IMAGE = "ghcr.io/swissdatasciencecenter/renku/py-basic-jupyterlab:2.10.3"
 
@@ -98,7 +98,14 @@ def test_path_warnings_need_the_image_workdir_when_the_spec_sets_none() -> None:
 
 @pytest.mark.parametrize(
     ("path", "directory", "inside"),
-    [("/a/b", "/a", True), ("/a", "/a", True), ("/ab", "/a", False), ("/a", "/", True)],
+    [("/a/b", "/a", True), ("/a", "/a", True), ("/ab", "/a", False), ("/a/b", "/a/", True)],
 )
-def test_is_inside(path: str, directory: str, inside: bool) -> None:
-    assert is_inside(path, directory) is inside
+def test_inside_is_judged_by_path_components(path: str, directory: str, inside: bool) -> None:
+    notes = path_notes(spec(workingDirectory=path, mountDirectory=directory))
+    assert (notes == []) is inside
+    assert all(note.field == "workingDirectory" for note in notes)
+
+
+def test_notes_name_the_field_they_are_about() -> None:
+    notes = path_notes(spec(mountDirectory="/"))
+    assert [note.field for note in notes] == ["mountDirectory"]

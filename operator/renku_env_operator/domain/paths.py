@@ -19,46 +19,61 @@ ROOT_MOUNT_REPLACEMENT = "/work"
 
 
 @dataclass(frozen=True)
+class PathNote:
+    """One silent adjustment Renku makes, and the spec field it is about."""
+
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
 class ResolvedPaths:
     """The directories a Renku session really uses, and what Renku changed to get them."""
 
     work_dir: str
     mount_dir: str
-    adjusted: list[str] = field(default_factory=list)
+    notes: list[PathNote] = field(default_factory=list)
     """One note per silent adjustment Renku made, saying what happens to the session."""
+
+    @property
+    def adjusted(self) -> list[str]:
+        return [note.message for note in self.notes]
 
 
 def resolve_paths(
     working_directory: str | None, mount_directory: str | None, image_workdir: str | None
 ) -> ResolvedPaths:
     """The working and mount directories, resolved in Renku's order."""
-    notes: list[str] = []
+    notes: list[PathNote] = []
     # PurePosixPath, as Renku uses: collapses '//' and a trailing '/', keeps '..'.
     work = PurePosixPath(working_directory or image_workdir or FALLBACK_WORK_DIR)
     mount = PurePosixPath(mount_directory) if mount_directory else work
     if str(mount) == "/":
         mount = PurePosixPath(ROOT_MOUNT_REPLACEMENT)
-        notes.append(_root_mount_note())
+        notes.append(PathNote("mountDirectory", _root_mount_note()))
     if not work.is_relative_to(mount):
-        notes.append(_outside_note(str(work), str(mount), declared=working_directory is not None))
+        declared = working_directory is not None
+        message = _outside_note(str(work), str(mount), declared=declared)
+        notes.append(PathNote("workingDirectory", message))
         work = mount
-    return ResolvedPaths(work_dir=str(work), mount_dir=str(mount), adjusted=notes)
+    return ResolvedPaths(work_dir=str(work), mount_dir=str(mount), notes=notes)
 
 
-def path_warnings(spec: GlobalEnvironmentSpec, image_workdir: str | None = None) -> list[str]:
+def path_notes(spec: GlobalEnvironmentSpec, image_workdir: str | None = None) -> list[PathNote]:
     """What Renku will silently change about the spec's directories (empty when nothing).
 
     Without `image_workdir` an unset workingDirectory cannot be judged (the image's WORKDIR
     decides), so only the declared fields are looked at then.
     """
     if spec.working_directory is None and image_workdir is None:
-        return [_root_mount_note()] if _is_root(spec.mount_directory) else []
-    return resolve_paths(spec.working_directory, spec.mount_directory, image_workdir).adjusted
+        root = _is_root(spec.mount_directory)
+        return [PathNote("mountDirectory", _root_mount_note())] if root else []
+    return resolve_paths(spec.working_directory, spec.mount_directory, image_workdir).notes
 
 
-def is_inside(path: str, directory: str) -> bool:
-    """Whether `path` is `directory` or below it (lexically, as Renku compares)."""
-    return PurePosixPath(path).is_relative_to(PurePosixPath(directory))
+def path_warnings(spec: GlobalEnvironmentSpec, image_workdir: str | None = None) -> list[str]:
+    """The messages of `path_notes`."""
+    return [note.message for note in path_notes(spec, image_workdir)]
 
 
 def _is_root(mount_directory: str | None) -> bool:

@@ -17,7 +17,7 @@ from pydantic_core import ErrorDetails
 
 from ..api import crd, rules
 from ..api.spec import GlobalEnvironmentSpec
-from . import images
+from . import images, paths
 
 Severity = Literal["error", "warning"]
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -112,33 +112,9 @@ def spec_errors(spec: GlobalEnvironmentSpec) -> list[Problem]:
 
 def spec_warnings(spec: GlobalEnvironmentSpec) -> list[Problem]:
     """What Renku accepts but users would regret: only the operator can tell."""
-    warnings: list[Problem] = []
-    work, mount = spec.working_directory, spec.mount_directory
-    if work and mount and not _inside(work, mount):
-        warnings.append(
-            Problem(
-                ("spec", "workingDirectory"),
-                f"{work} is not inside mountDirectory {mount}: Renku starts the session in "
-                f"{mount} instead, and anything written outside {mount} is lost when a session "
-                "is paused and resumed. Put workingDirectory below mountDirectory.",
-                "warning",
-            )
-        )
-    if mount == "/":
-        warnings.append(
-            Problem(
-                ("spec", "mountDirectory"),
-                "Renku replaces a mount directory of / with /work: set /work (or the real "
-                "home directory) explicitly so that sessions behave as declared.",
-                "warning",
-            )
-        )
-    return warnings
-
-
-def _inside(path: str, parent: str) -> bool:
-    path, parent = path.rstrip("/") or "/", parent.rstrip("/") or "/"
-    return parent in {"/", path} or path.startswith(parent + "/")
+    return [
+        Problem(("spec", note.field), note.message, "warning") for note in paths.path_notes(spec)
+    ]
 
 
 def _from_pydantic(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[Problem]:
