@@ -85,6 +85,11 @@ class KubeClient:
             raise KubeError(f"no usable Kubernetes configuration: {exc}") from exc
         return cls(client.ApiClient(configuration), request_timeout=request_timeout)
 
+    @property
+    def api_client(self) -> client.ApiClient:
+        """The official client's connection, for the few calls outside this facade."""
+        return self._api
+
     async def close(self) -> None:
         """Release the connection pool."""
         await asyncio.to_thread(self._api.close)

@@ -8,8 +8,6 @@ import logging
 from typing import Any
 
 import kopf
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from .. import metrics
 from ..api import crd
@@ -53,16 +51,6 @@ def configure_kopf(settings: kopf.OperatorSettings, config: Settings) -> None:
         settings.peering.mandatory = True
 
 
-def load_api_client() -> k8s.ApiClient:
-    """In-cluster config in a pod, else the kubeconfig ($KUBECONFIG), as kubectl does."""
-    configuration = k8s.Configuration()
-    try:
-        k8s_config.load_incluster_config(client_configuration=configuration)
-    except k8s_config.ConfigException:
-        k8s_config.load_kube_config(client_configuration=configuration)
-    return k8s.ApiClient(configuration)
-
-
 async def load_credentials(config: Settings, kube: KubeClient) -> Credentials:
     if config.renku_token is not None:
         return StaticToken(token=config.renku_token)
@@ -98,7 +86,7 @@ def node_architectures(config: Settings, kube: KubeClient) -> NodeArchitectures:
 
 
 async def build_publisher(
-    config: Settings, kube: KubeClient, api_client: k8s.ApiClient, closers: list[Closer]
+    config: Settings, kube: KubeClient, closers: list[Closer]
 ) -> Publisher | None:
     """Renku's side; None without a Renku URL (environments are then only validated and
     tested, and their Synced condition says so)."""
@@ -114,7 +102,7 @@ async def build_publisher(
         retry_attempts=config.renku_retry_attempts,
     )
     closers.append(renku.aclose)
-    writer = GlobalEnvironmentStatusWriter(api_client)
+    writer = GlobalEnvironmentStatusWriter(kube.api_client)
 
     async def write_status(ref: ObjectRef, status: dict[str, Any]) -> None:
         await writer.patch_status(ref.namespace, ref.name, status)
@@ -137,10 +125,12 @@ def build_image_verifier(
 
 
 async def build_context(config: Settings) -> OperatorContext:
-    api_client = load_api_client()
-    kube = KubeClient(api_client)
+    try:
+        kube = KubeClient.from_environment()
+    except KubeError as exc:
+        raise SettingsError(str(exc)) from None
     closers: list[Closer] = [kube.close]
-    publisher = await build_publisher(config, kube, api_client, closers)
+    publisher = await build_publisher(config, kube, closers)
     images = build_image_verifier(config, kube, closers)
     smoke = SmokeTester(kube, config)
     reconciler = Reconciler(config, publisher, images, smoke)
