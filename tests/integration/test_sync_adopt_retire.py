@@ -88,6 +88,21 @@ async def test_adopting_an_unknown_id_fails_with_a_hint(
     await kube.wait_event("ghost", "AdoptionFailed", namespace=NAMESPACE)
 
 
+async def test_an_environment_another_globalenvironment_owns_is_not_adopted(
+    kube: Kube, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    await start_operator(retry_backoff_seconds=60)
+    owned = await published(kube, "owner")
+
+    await kube.create(genv("usurper", renkuId=owned, smokeTest=NO_SMOKE))
+
+    obj = await kube.wait_for(
+        GENV, NAMESPACE, "usurper", has_condition("Synced", "False", "AdoptionFailed")
+    )
+    assert "already managed by another GlobalEnvironment" in synced_message(obj)
+    assert [m for m, _ in env_writes(renku_double)] == ["POST"]  # only the owner's create
+
+
 async def test_a_same_named_environment_is_never_adopted(
     kube: Kube, renku_double: RenkuDouble, start_operator: Any
 ) -> None:

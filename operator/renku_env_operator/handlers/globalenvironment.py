@@ -64,9 +64,17 @@ def _ref(body: kopf.Body) -> ObjectRef:
     )
 
 
-def _claimed(index: kopf.Index[str, str], ref: ObjectRef) -> set[str]:
-    """Renku ids that other GlobalEnvironments own."""
-    return {renku_id for renku_id, owners in index.items() if any(o != ref.uid for o in owners)}
+class _OwnedByOthers:
+    """Renku ids that other GlobalEnvironments own, looked up in kopf's index on demand
+    (building the set on every reconcile would cost O(objects) each time)."""
+
+    def __init__(self, index: kopf.Index[str, str], uid: str) -> None:
+        self._index, self._uid = index, uid
+
+    def __contains__(self, renku_id: object) -> bool:
+        if not isinstance(renku_id, str) or renku_id not in self._index:
+            return False
+        return any(owner != self._uid for owner in self._index[renku_id])
 
 
 def apply_outcome(
@@ -106,7 +114,7 @@ async def reconcile(
     started, result = time.monotonic(), "error"
     try:
         outcome = await context.reconciler.reconcile(
-            ref, body.spec, body.status, _claimed(renku_ids, ref)
+            ref, body.spec, body.status, _OwnedByOthers(renku_ids, ref.uid)
         )
         apply_outcome(body, patch, outcome, body.status, logger)
         ready = next((c for c in outcome.status.conditions if c.type == "Ready"), None)

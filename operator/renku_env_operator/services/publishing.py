@@ -8,7 +8,7 @@ after a failure, or the periodic drift check (which reads the shared snapshot).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Container
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ class Publisher:
         self._checked_at.pop(uid, None)
 
     async def publish(
-        self, work: Work, spec: GlobalEnvironmentSpec, image: str, claimed: Collection[str]
+        self, work: Work, spec: GlobalEnvironmentSpec, image: str, claimed: Container[str]
     ) -> None:
         if spec.suspend:
             msg = "spec.suspend is true: no writes to Renku until it is false."
@@ -71,7 +71,7 @@ class Publisher:
             self._retry_at.pop(work.ref.uid, None)
             self._checked_at[work.ref.uid] = time.monotonic()
 
-    async def hold(self, work: Work, spec: GlobalEnvironmentSpec, claimed: Collection[str]) -> None:
+    async def hold(self, work: Work, spec: GlobalEnvironmentSpec, claimed: Container[str]) -> None:
         """A new spec failed its checks: keep the last known good version in Renku, drift
         included, and say which version is live."""
         published, renku_id = work.status.published, work.status.renku_id
@@ -114,7 +114,7 @@ class Publisher:
         return not (unchanged and settled and recent and work.status.renku_id)
 
     async def _publish(
-        self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared, claimed: Collection[str]
+        self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared, claimed: Container[str]
     ) -> None:
         status = work.status
         renku_id = status.renku_id
@@ -127,7 +127,7 @@ class Publisher:
             return
         await self._converge(work, spec, declared, renku_id, claimed)
 
-    async def _create(self, work: Work, declared: Declared, claimed: Collection[str]) -> None:
+    async def _create(self, work: Work, declared: Declared, claimed: Container[str]) -> None:
         attempt = work.status.create_attempt
         if attempt is not None:
             started = datetime.fromisoformat(attempt.started_at.replace("Z", "+00:00"))
@@ -170,7 +170,7 @@ class Publisher:
         spec: GlobalEnvironmentSpec,
         declared: Declared,
         renku_id: str,
-        claimed: Collection[str],
+        claimed: Container[str],
     ) -> None:
         published = work.status.published
         new_spec = published is None or published.fingerprint != payload.fingerprint(declared)
@@ -217,7 +217,7 @@ class Publisher:
         spec: GlobalEnvironmentSpec,
         declared: Declared,
         renku_id: str,
-        claimed: Collection[str],
+        claimed: Container[str],
     ) -> None:
         if (spec.drift_policy or "Overwrite") == "Report":
             msg = f"Environment {renku_id} was deleted in Renku. driftPolicy is Report: not recreated."

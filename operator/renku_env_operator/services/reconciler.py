@@ -8,7 +8,7 @@ and the Events to post; the kopf handler only applies them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 from ..api.spec import GlobalEnvironmentSpec
@@ -53,7 +53,7 @@ class Reconciler:
         ref: ObjectRef,
         raw_spec: Mapping[str, Any],
         raw_status: Mapping[str, Any],
-        claimed: Collection[str],
+        claimed: Container[str],
     ) -> Outcome:
         lock = self._locks.setdefault(ref.uid, asyncio.Lock())
         async with lock:
@@ -94,7 +94,7 @@ class Reconciler:
         ref: ObjectRef,
         raw_spec: Mapping[str, Any],
         raw_status: Mapping[str, Any],
-        claimed: Collection[str],
+        claimed: Container[str],
     ) -> Outcome:
         status = self._statuses.current(ref.uid, raw_status)
         work = Work(ref, status, cond.initial(status.conditions, ref.generation))
@@ -105,7 +105,7 @@ class Reconciler:
         return outcome
 
     async def _pipeline(
-        self, work: Work, spec: GlobalEnvironmentSpec, claimed: Collection[str]
+        self, work: Work, spec: GlobalEnvironmentSpec, claimed: Container[str]
     ) -> bool:
         """Image -> smoke test -> publish. False while a smoke test is still running."""
         image = await self.image_gate.verify(work, spec)

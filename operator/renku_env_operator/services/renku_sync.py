@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Container, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -73,7 +73,7 @@ class RenkuSync:
         self.client = client
         self.snapshot = snapshot
 
-    async def adopt(self, env_id: str, claimed: Collection[str]) -> dict[str, Any]:
+    async def adopt(self, env_id: str, claimed: Container[str]) -> dict[str, Any]:
         if env_id in claimed:
             raise AdoptionError(
                 f"environment {env_id} is already managed by another GlobalEnvironment: "
@@ -94,7 +94,7 @@ class RenkuSync:
             return None
 
     async def recover(
-        self, declared: Declared, started_at: datetime, claimed: Collection[str]
+        self, declared: Declared, started_at: datetime, claimed: Container[str]
     ) -> str | None:
         """The environment a lost create made, if any: same state, made after the attempt."""
         self.snapshot.invalidate()
