@@ -65,18 +65,19 @@ class ReadyGauge:
 
     def __init__(self) -> None:
         self._by_uid: dict[str, str] = {}
+        for status in self.STATUSES:
+            GLOBAL_ENVIRONMENTS.labels(status).set(0)
 
     def set(self, uid: str, status: str) -> None:
+        old = self._by_uid.get(uid)
+        if old == status:
+            return
+        if old is not None:
+            GLOBAL_ENVIRONMENTS.labels(old).dec()
         self._by_uid[uid] = status
-        self._publish()
+        GLOBAL_ENVIRONMENTS.labels(status).inc()
 
     def forget(self, uid: str) -> None:
-        self._by_uid.pop(uid, None)
-        self._publish()
-
-    def _publish(self) -> None:
-        counts = dict.fromkeys(self.STATUSES, 0)
-        for status in self._by_uid.values():
-            counts[status] = counts.get(status, 0) + 1
-        for status, count in counts.items():
-            GLOBAL_ENVIRONMENTS.labels(status).set(count)
+        old = self._by_uid.pop(uid, None)
+        if old is not None:
+            GLOBAL_ENVIRONMENTS.labels(old).dec()
