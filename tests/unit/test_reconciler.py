@@ -66,3 +66,20 @@ async def test_a_view_that_catches_up_only_halfway_is_still_stale(renku: MemoryR
 
     assert third.status == second.status
     assert renku.log == calls  # nothing re-read or re-sent on the half-stale view
+
+
+async def test_an_id_this_process_published_for_another_object_is_not_adopted(
+    renku: MemoryRenku,
+) -> None:
+    operator = reconciler(renku)
+    first = await operator.reconcile(REF, SPEC, {}, claimed=())
+    other = ObjectRef(namespace="renku", name="usurper", uid="uid-2", generation=1)
+
+    # kopf's index has not seen the first object's id yet: the caller claims nothing.
+    second = await operator.reconcile(
+        other, {**SPEC, "renkuId": first.status.renku_id}, {}, claimed=()
+    )
+
+    synced = next(c for c in second.status.conditions if c.type == "Synced")
+    assert (synced.status, synced.reason) == ("False", "AdoptionFailed")
+    assert second.status.renku_id is None

@@ -47,6 +47,9 @@ class Reconciler:
         self.smoke_gate = SmokeGate(smoke)
         self._locks: dict[str, asyncio.Lock] = {}
         self._statuses = StatusMemory()
+        # Renku id -> uid, from what this process produced: current even before kopf's index
+        # has seen the status write that carries the id.
+        self._owners: dict[str, str] = {}
 
     async def reconcile(
         self,
@@ -82,6 +85,7 @@ class Reconciler:
             return outcome
 
     def forget(self, uid: str) -> None:
+        self._owners = {rid: owner for rid, owner in self._owners.items() if owner != uid}
         self._statuses.forget(uid)
         self._locks.pop(uid, None)
         if self.publisher is not None:
@@ -99,9 +103,12 @@ class Reconciler:
         status = self._statuses.current(ref.uid, raw_status)
         work = Work(ref, status, cond.initial(status.conditions, ref.generation))
         spec = self._validate(work, raw_spec)
-        done = spec is None or await self._pipeline(work, spec, claimed)
+        others = _Claimed(claimed, self._owners, ref.uid)
+        done = spec is None or await self._pipeline(work, spec, others)
         outcome = self._finish(work, done, start=status)
         self._statuses.remember(ref.uid, raw_status, outcome)
+        if outcome.status.renku_id:
+            self._owners[outcome.status.renku_id] = ref.uid
         return outcome
 
     async def _pipeline(
@@ -152,3 +159,17 @@ class Reconciler:
         else:
             work.condition(cond.VALIDATED, "True", "Valid", "The spec is valid.")
         return spec
+
+
+class _Claimed:
+    """Renku ids owned by other objects: by the caller's word (kopf's index) or by what this
+    process itself published for another object."""
+
+    def __init__(self, claimed: Container[str], owners: Mapping[str, str], uid: str) -> None:
+        self._claimed, self._owners, self._uid = claimed, owners, uid
+
+    def __contains__(self, renku_id: object) -> bool:
+        if renku_id in self._claimed:
+            return True
+        owner = self._owners.get(renku_id) if isinstance(renku_id, str) else None
+        return owner is not None and owner != self._uid
