@@ -229,16 +229,15 @@ class SpecChecker:
     6. the token endpoint is Keycloak's, not Renku's: not checked; nor are unknown paths.
 
     The image check and the resource pools are checked against their own excerpts, with no
-    exemption (``for_path`` picks the checker of a path).
+    exemption (the double keeps one checker per spec file).
     """
 
     def __init__(self, path: Path = SPEC_PATH) -> None:
         self._spec = _load_spec(path)
+        self._patch_lists: dict[str, OAS30Validator] = {}
         if path != SPEC_PATH:
-            self._patch_lists: dict[str, OAS30Validator] = {}
             return
         schemas = self._spec.spec / "components" / "schemas"
-        self._patch_lists: dict[str, OAS30Validator] = {}
         for key, name in (("command", "EnvironmentPatchCommand"), ("args", "EnvironmentPatchArgs")):
             with (schemas / name).resolve() as resolved:
                 self._patch_lists[key] = OAS30Validator(resolved.contents)
