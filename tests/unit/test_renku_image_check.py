@@ -190,11 +190,13 @@ async def test_a_renku_without_the_image_check_is_said_in_the_message_and_asked_
     check = make(renku, clock, renku_image_check="Error")
     works = [work(uid=str(i)) for i in range(3)]
 
-    results = [
-        await check.verify(w, spec(image=f"team/env{i}:1.0.0"), IMAGE) for i, w in enumerate(works)
-    ]
+    images = [f"team/env{i}:1.0.0" for i in range(3)]
+    # Three objects with three images, reconciling at the same moment.
+    results = await asyncio.gather(
+        *(check.verify(w, spec(image=i), i) for w, i in zip(works, images, strict=True))
+    )
 
-    assert results == [IMAGE] * 3  # not an error, even with Error
+    assert results == images  # not an error, even with Error
     assert len(renku.asked) == 1  # remembered for every object
     status, reason, message = verified(works[2])
     assert (status, reason) == ("True", "Verified")

@@ -106,6 +106,8 @@ class RenkuImageCheck:
         self._answers: dict[str, _Cached] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._missing_until = float("-inf")
+        self._probe = asyncio.Lock()
+        self._seen = False  # whether this Renku has answered the image check at all
 
     @property
     def uses_pools(self) -> bool:
@@ -177,22 +179,27 @@ class RenkuImageCheck:
                 metrics.RENKU_FINDINGS.labels(reason=finding.reason).inc()
 
     async def _answer(self, reference: str) -> PullAnswer:
-        if self._clock() < self._missing_until:
-            return PullAnswer(accessible=None, note=self._missing_note())
-        cached = self._answers.get(reference)
-        if cached is not None and self._clock() < cached.expires:
-            return cached.answer
-        lock = self._locks.setdefault(reference, asyncio.Lock())
-        async with lock:  # objects sharing an image share one request
-            cached = self._answers.get(reference)
-            if cached is not None and self._clock() < cached.expires:
-                return cached.answer
-            if self._clock() < self._missing_until:
-                return PullAnswer(accessible=None, note=self._missing_note())
+        known = self._known(reference)
+        if known is not None:
+            return known
+        # Until Renku has answered once, one request at a time: a Renku without the image
+        # check (404) is then asked once, not once per object reconciling at that moment.
+        # After that, one lock per reference: objects sharing an image share one request.
+        gate = self._locks.setdefault(reference, asyncio.Lock()) if self._seen else self._probe
+        async with gate:
+            known = self._known(reference)
+            if known is not None:
+                return known
             answer, keep = await self._ask(reference)
             self._prune()
             self._answers[reference] = _Cached(answer, self._clock() + keep)
             return answer
+
+    def _known(self, reference: str) -> PullAnswer | None:
+        if self._clock() < self._missing_until:
+            return PullAnswer(accessible=None, note=self._missing_note())
+        cached = self._answers.get(reference)
+        return cached.answer if cached is not None and self._clock() < cached.expires else None
 
     async def _ask(self, reference: str) -> tuple[PullAnswer, float]:
         """Renku's answer and how long it holds: a yes for the registry re-check interval, a
@@ -201,6 +208,7 @@ class RenkuImageCheck:
         try:
             answer = await self._lookups.check_image(reference)
         except RenkuNotFoundError:
+            self._seen = False
             self._missing_until = self._clock() + settings.image_check_interval_seconds
             log.warning(
                 "Renku has no image check (GET /sessions/images answered 404): not asked for "
@@ -209,12 +217,14 @@ class RenkuImageCheck:
             )
             return PullAnswer(accessible=None, note=self._missing_note()), 0.0
         except RenkuValidationError as exc:
+            self._seen = True
             refused = exc.message + (f": {exc.detail}" if exc.detail else "")
             return PullAnswer(accessible=False, refused=refused), settings.drift_interval_seconds
         except RenkuError as exc:
             log.warning("Renku's image check did not answer for %s: %s", reference, exc)
             note = f"Renku's own image check did not answer ({exc}): asked again later."
             return PullAnswer(accessible=None, note=note), settings.retry_backoff_seconds
+        self._seen = True
         if answer.accessible:
             return answer, settings.image_check_interval_seconds
         return answer, settings.drift_interval_seconds
