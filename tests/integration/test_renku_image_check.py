@@ -208,3 +208,15 @@ async def test_shared_requests_stay_one_per_interval_whatever_the_number_of_obje
     assert sorted(r.query["image_url"] for r in world.image_checks()) == [
         world.image(tag) for tag in tags
     ]
+
+
+async def test_with_registry_checks_off_renku_is_still_asked(world: World) -> None:
+    image = "ghcr.io/example/env:1.0.0"  # never pulled by the operator: checks are off
+    world.renku.set_inaccessible(image)
+    await world.start(image_checks=False, renku_image_check="Error")
+    await world.create("env", image)
+
+    blocked = await world.wait("env", "ImageVerified", "False", "RenkuCannotPull")
+
+    assert "registry checks are off (IMAGE_CHECKS)" in verified(blocked)["message"]
+    assert world.renku.count("POST", ENVS) == 0

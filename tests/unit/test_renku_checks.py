@@ -40,6 +40,7 @@ def test_an_inaccessible_image_is_a_warning_or_with_error_an_error() -> None:
     assert warning.reason == "RenkuCannotPull"
     assert REF in warning.message
     assert "Renku's data service cannot pull" in warning.message
+    assert "although the operator's registry check found it" in warning.message
     assert "sessions will fail" in warning.message
 
 
@@ -55,6 +56,14 @@ def test_an_accessible_image_or_no_answer_is_no_finding(answer: PullAnswer) -> N
 def test_off_never_finds_anything() -> None:
     assert check_pull(REF, PullAnswer(accessible=False), "Off") is None
     assert check_pool_platforms(["linux/amd64"], [ARM], "Off") is None
+
+
+def test_without_our_registry_check_the_message_does_not_claim_it() -> None:
+    finding = check_pull(REF, PullAnswer(accessible=False), "Warn", registry_checked=False)
+
+    assert finding is not None
+    assert "registry check found it" not in finding.message
+    assert "registry checks are off (IMAGE_CHECKS)" in finding.message
 
 
 def test_a_reference_renku_refuses_quotes_renku() -> None:

@@ -60,8 +60,11 @@ def published_reference(spec_image: str, tested_image: str, pin_digest: bool) ->
     return tested_image if pin_digest else spec_image
 
 
-def check_pull(reference: str, answer: PullAnswer, mode: RenkuImageCheckMode) -> Finding | None:
-    """A finding when Renku says it cannot pull the reference that will be published."""
+def check_pull(
+    reference: str, answer: PullAnswer, mode: RenkuImageCheckMode, *, registry_checked: bool = True
+) -> Finding | None:
+    """A finding when Renku says it cannot pull the reference that will be published
+    (`registry_checked`: whether the operator's own registry check found it)."""
     if mode == "Off" or answer.accessible is not False:
         return None
     severity = "Error" if mode == "Error" else "Warning"
@@ -71,8 +74,12 @@ def check_pull(reference: str, answer: PullAnswer, mode: RenkuImageCheckMode) ->
     else:
         said = (
             f"Renku's data service cannot pull {reference} (its own image check, asked "
-            "anonymously as a session pulls, says accessible: false) although the "
-            "operator's registry check found it"
+            "anonymously as a session pulls, says accessible: false)"
+            + (
+                " although the operator's registry check found it"
+                if registry_checked
+                else "; the operator's own registry checks are off (IMAGE_CHECKS)"
+            )
         )
         what = (
             "make sure Renku's network reaches the registry over HTTPS (proxy, mirror, "

@@ -144,7 +144,7 @@ class RenkuImageCheck:
         findings = [
             finding
             for finding in (
-                checks.check_pull(reference, answer, self.mode),
+                checks.check_pull(reference, answer, self.mode, registry_checked=facts is not None),
                 checks.check_pool_platforms(platforms, pools or [], self.mode),
             )
             if finding is not None
