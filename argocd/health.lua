@@ -24,9 +24,11 @@ local NEEDS_HUMAN = {
   NoMatchingPlatform = true,
   NoTag = true,
   NonSemverTag = true,
+  PoolPlatformMissing = true,
   LatestTag = true,
   InvalidImageReference = true,
   RejectedByRenku = true,
+  RenkuCannotPull = true,
   RenkuNotConfigured = true,
   SmokeTestFailed = true,
 }

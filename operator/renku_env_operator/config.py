@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     node_architectures: CommaList = Field(default_factory=list)
     """CPU architectures of the cluster's nodes (e.g. amd64,arm64); empty reads them from the
     nodes (needs list permission on nodes) or skips the check."""
+    renku_image_check: Literal["Warn", "Error", "Off"] = "Warn"
+    """Renku's own checks before publishing: its anonymous image check (can Renku's data service
+    pull exactly the reference it will get?) and the platforms of its resource pools. Warn:
+    published with a warning; Error: a finding blocks publishing; Off: Renku is not asked."""
     registry_insecure_hosts: CommaList = Field(default_factory=list)
     """Registry hosts spoken to over plain HTTP (tests, local mirrors)."""
     registry_timeout_seconds: float = Field(default=10.0, gt=0)

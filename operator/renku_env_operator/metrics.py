@@ -41,6 +41,18 @@ RENKU_REQUEST_DURATION = Histogram(
     ["method"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+RENKU_LOOKUPS = Counter(
+    f"{PREFIX}_renku_lookups_total",
+    "Requests to Renku's image check (sessions_images) and resource pools (resource_pools), "
+    "by endpoint and HTTP status ('error' without one).",
+    ["endpoint", "status"],
+)
+RENKU_FINDINGS = Counter(
+    f"{PREFIX}_renku_findings_total",
+    "Findings of Renku's own checks (RenkuCannotPull, PoolPlatformMissing, "
+    "NoMatchingPlatform), counted when first reported as an Event, by reason.",
+    ["reason"],
+)
 REGISTRY_REQUESTS = Counter(
     f"{PREFIX}_registry_requests_total",
     "Requests to container registries by method and HTTP status ('error' without one).",

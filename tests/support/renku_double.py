@@ -1,10 +1,12 @@
 """A test double of Renku's data service (environments API), written to CONTRACT.md.
 
-It serves ``/api/data/environments`` and a small Keycloak-like client-credentials token
-endpoint from an aiohttp server in its own thread with its own event loop, bound to
+It serves ``/api/data/environments``, Renku's own image check (``/api/data/sessions/images``),
+the resource pools list (``/api/data/resource_pools``) and a small Keycloak-like
+client-credentials token endpoint from an aiohttp server in its own thread with its own event loop, bound to
 127.0.0.1 on a free port, so it answers whatever the test's event loop is doing.
 
-Every request and response is checked against ``environments-api.spec.yaml`` with
+Every request and response is checked against ``environments-api.spec.yaml`` (the image
+check against ``images-check.spec.yaml``, the pools against ``resource-pools.spec.yaml``) with
 openapi-core; see ``SpecChecker`` for where CONTRACT.md (the live server) wins over the
 spec. Problems are collected in ``RenkuDouble.violations``; the ``renku_double`` fixture
 fails the test at teardown when there are any.
@@ -39,12 +41,19 @@ from openapi_schema_validator import OAS30Validator
 # e81895b4); tests/unit/test_renku_double.py checks it still equals the shared one when present.
 SPEC_PATH = Path(__file__).resolve().parents[1] / "data" / "renku" / "environments-api.spec.yaml"
 SHARED_SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "renku" / SPEC_PATH.name
+# Excerpts of the same commit, vendored the same way (and compared the same way).
+IMAGES_SPEC_PATH = SPEC_PATH.with_name("images-check.spec.yaml")
+POOLS_SPEC_PATH = SPEC_PATH.with_name("resource-pools.spec.yaml")
+VENDORED_SPECS = (SPEC_PATH, IMAGES_SPEC_PATH, POOLS_SPEC_PATH)
 API_ROOT = "/api/data"
 TOKEN_PATH = "/realms/renku/protocol/openid-connect/token"
 ADMIN_TOKEN = '{"id":"admin1","is_admin":true,"email":"admin@example.org"}'
 USER_TOKEN = '{"id":"user1","is_admin":false,"email":"user@example.org"}'
 ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 _ENV_PATH = re.compile(rf"^{API_ROOT}/environments(?:/(?P<id>[^/]+))?/?$")
+IMAGES_PATH = f"{API_ROOT}/sessions/images"
+POOLS_PATH = f"{API_ROOT}/resource_pools"
+_POOL_FILTERS = frozenset({"cpu", "gpu", "memory", "max_storage"})
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 # Field rules from CONTRACT.md (they match the spec, with the live server's ranges).
@@ -187,17 +196,17 @@ class Violation:
 
 
 _SPEC_LOCK = threading.Lock()
-_SPEC: OpenAPI | None = None
+_SPECS: dict[Path, OpenAPI] = {}
 
 
-def _load_spec() -> OpenAPI:
-    global _SPEC  # noqa: PLW0603 -- parsed once per session: it takes ~0.4 s
-    with _SPEC_LOCK:
-        if _SPEC is None:
-            # Exemption 1: the upstream file fails openapi-spec-validator (``ref:`` instead
-            # of ``$ref`` in BuildParameters, unrelated to environments): skip that check.
-            _SPEC = OpenAPI.from_file_path(str(SPEC_PATH), config=Config(spec_validator_cls=None))
-        return _SPEC
+def _load_spec(path: Path = SPEC_PATH) -> OpenAPI:
+    with _SPEC_LOCK:  # parsed once per session: it takes ~0.4 s
+        if path not in _SPECS:
+            # Exemption 1: the upstream environments file fails openapi-spec-validator (``ref:``
+            # instead of ``$ref`` in BuildParameters, unrelated to environments), and the pools
+            # excerpt gives non-nullable numbers ``default: null``: skip that check.
+            _SPECS[path] = OpenAPI.from_file_path(str(path), config=Config(spec_validator_cls=None))
+        return _SPECS[path]
 
 
 def _explain(exc: Exception) -> str:
@@ -218,12 +227,17 @@ class SpecChecker:
        which forbids command/args in every PATCH although the server takes them: they are
        checked against the spec's own EnvironmentPatchCommand/EnvironmentPatchArgs instead;
     6. the token endpoint is Keycloak's, not Renku's: not checked; nor are unknown paths.
+
+    The image check and the resource pools are checked against their own excerpts, with no
+    exemption (the double keeps one checker per spec file).
     """
 
-    def __init__(self) -> None:
-        self._spec = _load_spec()
-        schemas = self._spec.spec / "components" / "schemas"
+    def __init__(self, path: Path = SPEC_PATH) -> None:
+        self._spec = _load_spec(path)
         self._patch_lists: dict[str, OAS30Validator] = {}
+        if path != SPEC_PATH:
+            return
+        schemas = self._spec.spec / "components" / "schemas"
         for key, name in (("command", "EnvironmentPatchCommand"), ("args", "EnvironmentPatchArgs")):
             with (schemas / name).resolve() as resolved:
                 self._patch_lists[key] = OAS30Validator(resolved.contents)
@@ -281,6 +295,8 @@ class RecordedRequest:
     status: int | None
     body: Any
     user: str | None
+    authorized: bool = False
+    """Whether the request carried an Authorization header at all."""
 
 
 @dataclass
@@ -329,8 +345,9 @@ class RenkuDouble:
     """The fake data service. ``start()``/``stop()`` it, or use it as a context manager.
 
     Faults (``fail_next``, ``drop_next_response``, ``hang_next_response``) apply to requests
-    below ``/api/data/environments`` with the given method, in order; ``set_down`` answers
-    503 to everything, the token endpoint included.
+    below ``/api/data/environments`` with the given method, in order (``fail_next_lookup``:
+    to the image check or the pools); ``set_down`` answers 503 to everything, the token
+    endpoint included.
     """
 
     def __init__(
@@ -358,6 +375,12 @@ class RenkuDouble:
         self._violations: list[Violation] = []
         self._invalid_requests_allowed = False
         self._checker: SpecChecker | None = None
+        self._lookup_checkers: dict[str, SpecChecker] = {}
+        self._image_check = True
+        self._inaccessible: set[str] = set()
+        self._image_platforms: dict[str, list[dict[str, str]]] = {}
+        self._pools: list[dict[str, Any]] = []
+        self.add_resource_pool("Default pool", "linux/amd64", default=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
@@ -459,6 +482,62 @@ class RenkuDouble:
         with self._lock:
             self._down = down
 
+    def fail_next_lookup(self, path: str, status: int, times: int = 1) -> None:
+        """Answer the next ``times`` requests of ``IMAGES_PATH`` or ``POOLS_PATH`` with ``status``."""
+        with self._lock:
+            self._faults += [(path, _error(status, "Injected failure"))] * times
+
+    # ------------------------------------------------------------ image check, resource pools
+
+    def remove_image_check(self) -> None:
+        """An older Renku: ``/sessions/images`` answers 404 (an unknown URL)."""
+        with self._lock:
+            self._image_check = False
+
+    def set_inaccessible(self, reference: str, inaccessible: bool = True) -> None:
+        """Renku's image check says ``accessible: false`` for exactly this reference."""
+        with self._lock:
+            (self._inaccessible.add if inaccessible else self._inaccessible.discard)(reference)
+
+    def set_image_platforms(self, reference: str, platforms: list[str]) -> None:
+        """Platforms (``os/arch[/variant]``) the image check reports for this reference."""
+        with self._lock:
+            self._image_platforms[reference] = [_platform_object(p) for p in platforms]
+
+    def add_resource_pool(
+        self, name: str, platform: str, *, public: bool = True, default: bool = False
+    ) -> dict[str, Any]:
+        """A resource pool (names need 5 characters or more); one public amd64 default pool
+        exists from the start, as in a fresh Renku."""
+        with self._lock:
+            pool_id = len(self._pools) + 1
+            pool = {
+                "id": pool_id,
+                "name": name,
+                "public": public,
+                "default": default,
+                "platform": platform,
+                "classes": [
+                    {
+                        "id": pool_id * 10,
+                        "name": f"{name} class",
+                        "default": True,
+                        "cpu": 0.5,
+                        "memory": 1,
+                        "gpu": 0,
+                        "max_storage": 10,
+                        "default_storage": 1,
+                    }
+                ],
+            }
+            self._pools.append(pool)
+            return copy.deepcopy(pool)
+
+    def clear_resource_pools(self) -> None:
+        """No pools at all (not even the default one)."""
+        with self._lock:
+            self._pools.clear()
+
     # ------------------------------------------------------------ state, as an admin sees it
 
     @property
@@ -558,6 +637,10 @@ class RenkuDouble:
     def start(self) -> RenkuDouble:
         """Start serving in a new thread; returns once the port is bound."""
         self._checker = SpecChecker()
+        self._lookup_checkers = {
+            IMAGES_PATH: SpecChecker(IMAGES_SPEC_PATH),
+            POOLS_PATH: SpecChecker(POOLS_SPEC_PATH),
+        }
         started = threading.Event()
         failures: list[BaseException] = []
         self._thread = threading.Thread(
@@ -632,7 +715,10 @@ class RenkuDouble:
         body = _redacted_form(raw) if path == TOKEN_PATH else _logged_body(raw)
         with self._lock:
             status = None if action == "drop" else reply.status
-            self._requests.append(RecordedRequest(method, path, query, status, body, user))
+            authorized = "Authorization" in request.headers
+            self._requests.append(
+                RecordedRequest(method, path, query, status, body, user, authorized)
+            )
             self._changed.notify_all()
         if action == "drop" and request.transport is not None:
             request.transport.close()  # carried out, but the client never hears about it
@@ -655,6 +741,10 @@ class RenkuDouble:
                 None,
                 None,
             )
+        if path in (IMAGES_PATH, POOLS_PATH):
+            user, admin = self._principal(headers)
+            fault = self._take_fault(path)
+            return fault or self._lookup(method, path, query, user, admin), user, None
         match = _ENV_PATH.match(path)
         if match is None or (match["id"] is not None and not ULID_RE.match(match["id"])):
             return _error(404, f"Requested URL {path} not found"), None, None
@@ -718,6 +808,34 @@ class RenkuDouble:
         if document is None:
             return _error(400, "The request body is not valid JSON.")
         return self._create(document) if env_id is None else self._patch(env_id, document)
+
+    def _lookup(
+        self, method: str, path: str, query: dict[str, str], user: str | None, admin: bool
+    ) -> _Reply:
+        if path == IMAGES_PATH and not self._image_check:
+            return _error(404, f"Requested URL {path} not found")
+        if method != "GET":
+            return _error(405, "Method not allowed")
+        if path == POOLS_PATH:
+            unknown = sorted(set(query) - _POOL_FILTERS)
+            if unknown:
+                reason = ", ".join(f"{key}: Extra inputs are not permitted" for key in unknown)
+                return _error(422, f"There are errors in the following fields, {reason}")
+            # CONTRACT: anyone may list the public pools; an admin sees all of them.
+            pools = [pool for pool in self._pools if admin or pool["public"]]
+            return _Reply(200, copy.deepcopy(pools))
+        reference = query.get("image_url", "")
+        if not reference:
+            return _error(
+                422, "There are errors in the following fields, image_url: Field required"
+            )
+        if any(char.isspace() for char in reference):
+            return _error(422, "The image url is malformed.")
+        accessible = reference not in self._inaccessible
+        body: dict[str, Any] = {"accessible": accessible}
+        if accessible and reference in self._image_platforms:
+            body["platforms"] = copy.deepcopy(self._image_platforms[reference])
+        return _Reply(200, body)
 
     def _list(self, query: dict[str, str]) -> _Reply:
         flag = query.get("include_archived", "false").lower()
@@ -806,11 +924,16 @@ class RenkuDouble:
         *,
         dropped: bool,
     ) -> None:
-        if self._checker is None or path == TOKEN_PATH or not _ENV_PATH.match(path):
+        checker = self._lookup_checkers.get(path, self._checker)
+        if checker is None or path == TOKEN_PATH:
+            return
+        if checker is self._checker and not _ENV_PATH.match(path):
             return  # exemption 6
+        if path == IMAGES_PATH and not self._image_check:
+            return  # an older Renku without the image check: an unknown path there
         req = MockRequest(self.base_url, method, path, args=query, data=raw or None)
         found: list[Violation] = []
-        request_errors = self._checker.request_errors(req)
+        request_errors = checker.request_errors(req)
         if request_errors:
             found.append(Violation("request", method, path, tuple(request_errors)))
         if reply.judged:
@@ -828,7 +951,10 @@ class RenkuDouble:
                         ("the double refused a spec-valid request", json.dumps(reply.body)),
                     )
                 )
-        if not dropped:
+        # The image check's excerpt lists 200 and 422 only: injected faults (ErrorResponse
+        # bodies, as everywhere in Renku) are not held against it.
+        unlisted = path == IMAGES_PATH and reply.status not in (200, 422)
+        if not dropped and not unlisted:
             data = b"" if reply.body is None else json.dumps(reply.body).encode()
             resp = MockResponse(
                 data,
@@ -836,7 +962,7 @@ class RenkuDouble:
                 headers=reply.headers,
                 content_type="application/json" if data else "",
             )
-            response_errors = self._checker.response_errors(req, resp)
+            response_errors = checker.response_errors(req, resp)
             if response_errors:
                 found.append(Violation("response", method, path, tuple(response_errors)))
         if found:
@@ -850,6 +976,12 @@ def _rejection(errors: list[FieldError]) -> _Reply:
     reply.judged = True
     reply.contract_only = all(e.contract_only for e in errors)
     return reply
+
+
+def _platform_object(text: str) -> dict[str, str]:
+    os_, architecture, *variant = text.split("/")
+    found = {"os": os_, "architecture": architecture}
+    return found | ({"variant": variant[0]} if variant else {})
 
 
 def _basic_auth(headers: Mapping[str, str]) -> tuple[str, str] | None:

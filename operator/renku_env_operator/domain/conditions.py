@@ -27,6 +27,8 @@ NEEDS_HUMAN = frozenset(
         "ImageNotFound",
         "ImageNotPublic",
         "NoMatchingPlatform",
+        "RenkuCannotPull",
+        "PoolPlatformMissing",
         "LatestTag",
         "NoTag",
         "NonSemverTag",

@@ -16,10 +16,12 @@ from ..clients.kube import KubeClient, KubeError
 from ..clients.registry import RegistryClient
 from ..clients.renku import RenkuClient
 from ..clients.renku_auth import Credentials, StaticToken, auth_for, credentials_from_secret_data
+from ..clients.renku_lookups import RenkuLookups
 from ..config import OPERATOR_NAME, Settings, SettingsError
 from ..services.image_verify import ImageVerifier, NodeArchitectures
 from ..services.publishing import Publisher
 from ..services.reconciler import ObjectRef, Reconciler
+from ..services.renku_image_check import RenkuImageCheck
 from ..services.renku_sync import RenkuSnapshot, RenkuSync
 from ..services.smoketest import SmokeTester
 from .context import Closer, OperatorContext
@@ -111,8 +113,28 @@ async def build_publisher(
     return Publisher(config, sync, write_status)
 
 
-def build_image_verifier(
+async def build_renku_check(
     config: Settings, kube: KubeClient, closers: list[Closer]
+) -> RenkuImageCheck | None:
+    """Renku's own image check and pools (RENKU_IMAGE_CHECK); None when it is Off or nothing
+    is published. Its own auth flow: the pools list is read as the operator's account."""
+    if config.renku_url is None or config.renku_image_check == "Off":
+        return None
+    lookups = RenkuLookups(
+        str(config.renku_url),
+        auth_for(await load_credentials(config, kube)),
+        verify=str(config.renku_ca_bundle) if config.renku_ca_bundle else True,
+        timeout=config.renku_timeout_seconds,
+    )
+    closers.append(lookups.aclose)
+    return RenkuImageCheck(config, lookups)
+
+
+def build_image_verifier(
+    config: Settings,
+    kube: KubeClient,
+    closers: list[Closer],
+    renku_check: RenkuImageCheck | None = None,
 ) -> ImageVerifier | None:
     if not config.image_checks:
         return None
@@ -121,7 +143,10 @@ def build_image_verifier(
         insecure_registries=config.registry_insecure_hosts,
     )
     closers.append(lambda: registry.__aexit__(None, None, None))
-    return ImageVerifier(config, registry, node_architectures(config, kube))
+    architectures = node_architectures(config, kube)
+    if renku_check is not None:  # Renku's pools, when known, say where sessions run
+        architectures = renku_check.node_architectures(architectures)
+    return ImageVerifier(config, registry, architectures)
 
 
 async def build_context(config: Settings) -> OperatorContext:
@@ -131,9 +156,10 @@ async def build_context(config: Settings) -> OperatorContext:
         raise SettingsError(str(exc)) from None
     closers: list[Closer] = [kube.close]
     publisher = await build_publisher(config, kube, closers)
-    images = build_image_verifier(config, kube, closers)
+    renku_check = await build_renku_check(config, kube, closers)
+    images = build_image_verifier(config, kube, closers, renku_check)
     smoke = SmokeTester(kube, config)
-    reconciler = Reconciler(config, publisher, images, smoke)
+    reconciler = Reconciler(config, publisher, images, smoke, renku_check)
     return OperatorContext(config, reconciler, smoke, closers)
 
 

@@ -18,6 +18,7 @@ from ..domain import conditions as cond
 from ..domain.validation import validate_spec
 from .image_gate import ImageGate, ImageVerifier
 from .publishing import Publisher, report_kept
+from .renku_image_check import RenkuImageCheck
 from .retiring import Retirer
 from .smoke_gate import SmokeGate, SmokeRunner
 from .work import ObjectRef, Outcome, StatusMemory, Work
@@ -39,8 +40,10 @@ class Reconciler:
         publisher: Publisher | None,
         images: ImageVerifier | None,
         smoke: SmokeRunner | None,
+        renku_check: RenkuImageCheck | None = None,
     ) -> None:
         self.settings = settings
+        self.renku_check = renku_check
         self.publisher = publisher
         self.retirer = Retirer(settings, publisher.sync) if publisher else None
         self.image_gate = ImageGate(settings, images)
@@ -116,6 +119,8 @@ class Reconciler:
     ) -> bool:
         """Image -> smoke test -> publish. False while a smoke test is still running."""
         image = await self.image_gate.verify(work, spec)
+        if self.renku_check is not None:  # Renku's own checks of what it will receive
+            image = await self.renku_check.verify(work, spec, image)
         tested = await self.smoke_gate.run(work, spec, image) if image else False
         if tested and self.publisher is None:
             work.condition(cond.SYNCED, "False", "RenkuNotConfigured", NOT_CONFIGURED)
