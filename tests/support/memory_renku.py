@@ -103,7 +103,7 @@ async def renku() -> AsyncIterator[MemoryRenku]:
 
 def publisher_for(renku: MemoryRenku, claims: ClaimsClient, **settings: Any) -> Publisher:
     """A Publisher over the in-memory Renku, with real ownership records (``claims``)."""
-    defaults = {"retry_backoff_seconds": 30.0, "operator_namespace": "renku"}
+    defaults: dict[str, Any] = {"retry_backoff_seconds": 30.0, "operator_namespace": "renku"}
     config = Settings(**(defaults | settings))
     sync = RenkuSync(renku, RenkuSnapshot(renku, 300.0), Ownership(claims))
     return Publisher(config, sync)

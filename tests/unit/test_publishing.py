@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -76,11 +77,11 @@ async def test_create_records_the_attempt_before_the_post(
     at_post: list[dict[str, Any]] = []
     create = renku.create_environment
 
-    async def recording(body: Any) -> dict[str, Any]:
+    async def recording(body: Mapping[str, Any]) -> dict[str, Any]:
         at_post.extend(stored_claims(kube, "attempt").values())
         return await create(body)
 
-    renku.create_environment = recording  # type: ignore[method-assign]
+    renku.create_environment = recording  # type: ignore[method-assign,assignment]
     await publisher_for(renku, claims).publish(work, spec(port=8888), IMAGE)
 
     [env_id] = renku.envs
