@@ -498,4 +498,3 @@ def test_the_call_budget_covers_every_attempt_and_every_wait() -> None:
     assert renku.call_budget == 3 * 2.0 + (0.5 + 0.5) + (1.0 + 0.5)
     capped = RenkuClient("http://renku.invalid/api/data", None, timeout=10.0, retry_timeout=1.0)
     assert capped.call_budget == 1.0 + 10.0  # no new try after retry_timeout; the last may run
-

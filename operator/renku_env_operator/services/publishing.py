@@ -158,7 +158,8 @@ class Publisher:
                 current = await self.ownership.save_last_known_good(ref, current, status.published)
         recorded = current.last_known_good if current else None
         forged = resolution.forged
-        if forged is None and status.published != recorded:
+        # An absent one is only not written yet (or lost): restored silently, it gains nothing.
+        if forged is None and status.published is not None and status.published != recorded:
             forged = "status.published differs from the operator's record of what is live"
         work.status = status.model_copy(
             update={"renku_id": current.renku_id if current else None, "published": recorded}
