@@ -422,5 +422,5 @@ async def test_no_create_is_sent_when_the_attempt_cannot_be_recorded(
     assert "POST" not in renku.log
     status, reason, message = synced(work)
     assert (status, reason) == ("False", "ClaimFailed")
-    assert "nothing was sent to Renku" in message
+    assert "Renku is not written to without these records" in message
     assert "create, patch and delete on globalenvironmentclaims in its namespace renku" in message

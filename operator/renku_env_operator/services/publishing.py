@@ -114,7 +114,10 @@ class Publisher:
             work.condition(cond.SYNCED, "False", "RecoveryAmbiguous", ambiguous_message(exc))
         except ClaimError as exc:
             self._back_off(work)
-            msg = f"{exc}; nothing was sent to Renku. Will retry."
+            msg = (
+                f"{exc}. Renku is not written to without these records (a create already "
+                "sent is recovered from its recorded attempt). Will retry."
+            )
             work.condition(cond.SYNCED, "False", "ClaimFailed", msg)
         else:
             self._retry_at.pop(work.ref.uid, None)
