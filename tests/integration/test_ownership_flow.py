@@ -197,3 +197,25 @@ async def test_adding_spec_renku_id_retires_the_created_environment_at_once(
     assert renku_double.environments[adopted["id"]]["name"] == "switch"
     assert list(stored_claims(kube, "env")) == [f"env-{adopted['id'].lower()}"]
     assert obj["status"]["published"]["image"] == IMAGE
+
+
+async def test_an_object_from_before_the_records_is_migrated_once(
+    kube: Kube, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    # Published by an operator version that kept no records: only status.renkuId says so.
+    legacy = renku_double.admin_create(name="legacy", container_image=IMAGE, port=1234)
+    await kube.create(genv("legacy", smokeTest=NO_SMOKE))
+    await kube.patch(
+        GENV, NAMESPACE, "legacy", {"status": {"renkuId": legacy["id"]}}, subresource="status"
+    )
+
+    await start_operator()
+    obj = await kube.wait_for(GENV, NAMESPACE, "legacy", has_condition("Ready", "True"))
+
+    migrated = await kube.wait_event("legacy", "OwnershipMigrated", namespace=NAMESPACE)
+    assert legacy["id"] in migrated["message"]
+    assert obj["status"]["renkuId"] == legacy["id"]
+    assert renku_double.environments[legacy["id"]]["port"] == 8080  # converged, not recreated
+    assert renku_double.count("POST", ENVS) == 0
+    assert list(stored_claims(kube, "env")) == [f"env-{legacy['id'].lower()}"]
+    assert "ownership-era" in stored_claims(kube, "era")
