@@ -30,6 +30,7 @@ bench:
 crds:
 	$(BIN)/renku-env-operator crd > crds/globalenvironments.renku.io.yaml
 	cp crds/globalenvironments.renku.io.yaml helm/renku-env-operator/files/
+	$(BIN)/renku-env-operator crd --claims > crds/globalenvironmentclaims.renku.io.yaml
 
 # Pinned versions for CI and the container image (plain name==version lines).
 lock:

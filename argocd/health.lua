@@ -14,6 +14,10 @@
 -- renku_env_operator/domain/conditions.py (a test compares them).
 local NEEDS_HUMAN = {
   AdoptionFailed = true,
+  AdoptionNotAllowed = true,
+  DeletionNotAllowed = true,
+  OwnershipConflict = true,
+  RecoveryAmbiguous = true,
   CredentialsRejected = true,
   DeletionBlocked = true,
   Drifted = true,

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.support.memory_renku",
     "tests.support.registry",
     "tests.support.operator_fixtures",
+    "tests.support.claims",
 ]
 
 

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     """Log level."""
     peering: str | None = None
     """kopf peering name for HA mode (several replicas, one active); empty runs standalone."""
+    trusted_namespaces: CommaList = Field(default_factory=list)
+    """Namespaces whose GlobalEnvironments may adopt an existing Renku environment
+    (spec.renkuId) and use deletionPolicy Delete, comma-separated; `*` trusts all. Empty (the
+    default): only the operator's own namespace. Elsewhere both are refused, nothing changes in
+    Renku."""
     watch_server_timeout_seconds: int = Field(default=300, ge=10)
     """Server-side watch timeout: streams are re-established at least this often, so a silent
     stream (a dead load balancer) cannot hide changes for longer."""
@@ -133,7 +138,13 @@ class Settings(BaseSettings):
     registry_timeout_seconds: float = Field(default=10.0, gt=0)
     """Timeout of one registry request."""
 
-    @field_validator("namespaces", "node_architectures", "registry_insecure_hosts", mode="before")
+    @field_validator(
+        "namespaces",
+        "trusted_namespaces",
+        "node_architectures",
+        "registry_insecure_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -148,6 +159,11 @@ class Settings(BaseSettings):
     @property
     def smoke_pod_namespace(self) -> str:
         return self.smoke_namespace or self.operator_namespace
+
+    def is_trusted(self, namespace: str) -> bool:
+        """Whether GlobalEnvironments in `namespace` may adopt and use deletionPolicy Delete."""
+        trusted = self.trusted_namespaces or [self.operator_namespace]
+        return "*" in trusted or namespace in trusted
 
     @property
     def credentials_namespace(self) -> str:

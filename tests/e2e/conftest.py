@@ -18,7 +18,15 @@ import yaml
 
 from renku_env_operator.config import Settings
 from tests.e2e.cluster import CRD, GENV, NAMESPACE, Cluster, ClusterUnavailableError
-from tests.e2e.genv import CRD_NAME, CRD_PATH, CrdInstall, established, gone
+from tests.e2e.genv import (
+    CLAIM_CRD_NAME,
+    CLAIM_CRD_PATH,
+    CRD_NAME,
+    CRD_PATH,
+    CrdInstall,
+    established,
+    gone,
+)
 from tests.e2e.helm import Helm
 from tests.e2e.operator import kubeconfig_environment, operator_settings, operator_thread
 from tests.e2e.options import NEEDS_KUBECONFIG, E2EOptions, read_options
@@ -78,15 +86,21 @@ def cluster(e2e_options: E2EOptions, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def crd(cluster: Cluster) -> Iterator[CrdInstall]:
-    """crds/ applied (server-side apply) and Established."""
+    """crds/ applied (server-side apply) and Established: GlobalEnvironment, and the operator's
+    ownership records (GlobalEnvironmentClaim)."""
     preexisting = cluster.get(CRD, None, CRD_NAME) is not None
+    claims_preexisting = cluster.get(CRD, None, CLAIM_CRD_NAME) is not None
     cluster.apply(yaml.safe_load(CRD_PATH.read_text(encoding="utf-8")))
+    cluster.apply(yaml.safe_load(CLAIM_CRD_PATH.read_text(encoding="utf-8")))
     try:
-        wait_for(cluster, CRD, None, CRD_NAME, established, timeout=60, what="Established")
+        for name in (CRD_NAME, CLAIM_CRD_NAME):
+            wait_for(cluster, CRD, None, name, established, timeout=60, what="Established")
         yield CrdInstall(preexisting)
     finally:
         if not preexisting:
             cluster.delete(CRD, None, CRD_NAME)
+        if not claims_preexisting:
+            cluster.delete(CRD, None, CLAIM_CRD_NAME)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ from tests.e2e.options import ROOT
 API_VERSION = "renku.io/v1alpha1"
 CRD_NAME = "globalenvironments.renku.io"
 CRD_PATH = ROOT / "crds" / f"{CRD_NAME}.yaml"
+CLAIM_CRD_NAME = "globalenvironmentclaims.renku.io"
+CLAIM_CRD_PATH = ROOT / "crds" / f"{CLAIM_CRD_NAME}.yaml"
 FINALIZER = "globalenvironments.renku.io/finalizer"
 RENKU_IMAGE = "ghcr.io/swissdatasciencecenter/renku/py-basic-jupyterlab:2.10.3"
 Predicate = Callable[[Obj | None], bool]

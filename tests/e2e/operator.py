@@ -30,6 +30,7 @@ def operator_settings(namespace: str, renku: RenkuApi) -> Settings:
     return Settings(
         namespaces=[namespace],
         operator_namespace=namespace,
+        trusted_namespaces=[namespace],
         smoke_namespace=namespace,
         liveness_endpoint=None,
         metrics_port=0,

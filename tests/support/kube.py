@@ -31,9 +31,10 @@ from tests.support.kube_meta import Obj, dig
 from tests.support.kube_pods import PODS, ProxyAnswer
 
 GENV = kmock.resource("renku.io", "v1alpha1", "globalenvironments")
+CLAIMS = kmock.resource("renku.io", "v1alpha1", "globalenvironmentclaims")
 EVENTS = kmock.resource("", "v1", "events")
 SECRETS = kmock.resource("", "v1", "secrets")
-__all__ = ["EVENTS", "GENV", "PODS", "SECRETS", "Kube", "KubeApiError", "dig", "kube"]
+__all__ = ["CLAIMS", "EVENTS", "GENV", "PODS", "SECRETS", "Kube", "KubeApiError", "dig", "kube"]
 
 ResourceRef = kmock.resource | str
 BUNDLED = "resources.json.gz"  # the built-in kinds kmock ships (from a recent K3s)
@@ -54,7 +55,7 @@ class KubeApiError(Exception):
 
 
 def make_emulator() -> KubeEmulator:
-    """The emulator with the built-in kinds and the GlobalEnvironment CRD registered."""
+    """The emulator with the built-in kinds and the operator's two CRDs registered."""
     emulator = KubeEmulator()
     # load_bundled() uses a deprecated importlib API (an error under filterwarnings=error).
     emulator.resources.load_path(Path(str(importlib.resources.files("kmock._internal"))) / BUNDLED)
@@ -65,6 +66,13 @@ def make_emulator() -> KubeEmulator:
         namespaced=True,
         verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
         subresources={"status"},
+    )
+    emulator.resources[CLAIMS] = kmock.ResourceInfo(
+        kind="GlobalEnvironmentClaim",
+        singular="globalenvironmentclaim",
+        namespaced=True,
+        verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+        subresources=set(),
     )
     return emulator
 

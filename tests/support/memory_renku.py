@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from renku_env_operator.clients.claims import ClaimsClient
 from renku_env_operator.clients.renku import RenkuClient
 from renku_env_operator.clients.renku_errors import (
     RenkuError,
@@ -20,9 +21,9 @@ from renku_env_operator.clients.renku_errors import (
     RenkuNotFoundError,
 )
 from renku_env_operator.config import Settings
+from renku_env_operator.services.ownership import Ownership
 from renku_env_operator.services.publishing import Publisher
 from renku_env_operator.services.renku_sync import RenkuSnapshot, RenkuSync
-from renku_env_operator.services.work import ObjectRef
 from tests.support.renku_double import new_ulid
 
 # CONTRACT.md: the PATCH value that clears a field (null leaves the others unchanged).
@@ -32,8 +33,8 @@ CLEARED_BY = {"command": None, "args": None, "working_directory": "", "mount_dir
 class MemoryRenku(RenkuClient):
     """Renku's environments in memory. `log` lists the calls (and status writes) in order."""
 
-    def __init__(self) -> None:
-        super().__init__("http://renku.invalid/api/data", None)
+    def __init__(self, **client: Any) -> None:
+        super().__init__("http://renku.invalid/api/data", None, **client)
         self.envs: dict[str, dict[str, Any]] = {}
         self.log: list[str] = []
         self.launchers: set[str] = set()
@@ -100,11 +101,9 @@ async def renku() -> AsyncIterator[MemoryRenku]:
     await client.aclose()
 
 
-def publisher_for(renku: MemoryRenku, **settings: Any) -> Publisher:
-    """A Publisher whose status writes land in `renku.log` too (to check their order)."""
-
-    async def write_status(ref: ObjectRef, status: dict[str, Any]) -> None:
-        renku.log.append(f"status {sorted(status.items())}")
-
-    config = Settings(**({"retry_backoff_seconds": 30.0} | settings))
-    return Publisher(config, RenkuSync(renku, RenkuSnapshot(renku, 300.0)), write_status)
+def publisher_for(renku: MemoryRenku, claims: ClaimsClient, **settings: Any) -> Publisher:
+    """A Publisher over the in-memory Renku, with real ownership records (``claims``)."""
+    defaults: dict[str, Any] = {"retry_backoff_seconds": 30.0, "operator_namespace": "renku"}
+    config = Settings(**(defaults | settings))
+    sync = RenkuSync(renku, RenkuSnapshot(renku, 300.0), Ownership(claims))
+    return Publisher(config, sync)

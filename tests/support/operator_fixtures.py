@@ -27,6 +27,8 @@ def test_settings(renku: RenkuDouble, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "namespaces": [NAMESPACE],
         "operator_namespace": NAMESPACE,
+        # Explicit: the tests' namespace may adopt and delete (tests of refusals override it).
+        "trusted_namespaces": [NAMESPACE],
         "liveness_endpoint": None,
         "metrics_port": 0,
         "renku_url": renku.url,

@@ -369,6 +369,8 @@ class RenkuDouble:
         self._token_lifetime = token_lifetime
         self._faults: list[tuple[str, _Reply]] = []
         self._actions: list[tuple[str, Literal["drop", "hang"]]] = []
+        self._stalls: list[str] = []
+        self.stalled = threading.Event()
         self._hung: list[asyncio.Event] = []
         self._down = False
         self._requests: list[RecordedRequest] = []
@@ -471,6 +473,12 @@ class RenkuDouble:
         """Carry out the next ``method`` request, then hold the answer until released."""
         with self._lock:
             self._actions.append((method.upper(), "hang"))
+
+    def stall_next_request(self, method: str) -> None:
+        """Hold the next ``method`` request before carrying it out, until released (a request
+        still on its way); ``stalled`` is set once it waits."""
+        with self._lock:
+            self._stalls.append(method.upper())
 
     def release_hung(self) -> None:
         """Let held answers go (they go at ``stop()`` anyway)."""
@@ -709,6 +717,15 @@ class RenkuDouble:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         method, path, query = request.method, request.path, dict(request.query)
+        with self._lock:
+            stall = method in self._stalls and _ENV_PATH.match(path) is not None
+            if stall:
+                self._stalls.remove(method)
+        if stall:
+            event = asyncio.Event()
+            self._hung.append(event)
+            self.stalled.set()
+            await event.wait()
         with self._lock:
             reply, user, action = self._answer(method, path, query, request.headers, raw)
         self._check(method, path, query, raw, reply, dropped=action == "drop")

@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from renku_env_operator.api.spec import GlobalEnvironmentSpec
 from renku_env_operator.api.status import GlobalEnvironmentStatus
-from renku_env_operator.clients.globalenvironments import StatusWriteError
+from renku_env_operator.clients.claims import ClaimsClient
 from renku_env_operator.clients.renku_errors import (
     RenkuCredentialsError,
     RenkuError,
     RenkuUnavailableError,
     RenkuValidationError,
 )
-from renku_env_operator.config import Settings
 from renku_env_operator.domain import conditions as cond
+from renku_env_operator.services.ownership import Ownership
 from renku_env_operator.services.publishing import Publisher
-from renku_env_operator.services.renku_sync import RenkuSnapshot, RenkuSync
+from renku_env_operator.services.renku_sync import RenkuSnapshot
 from renku_env_operator.services.retiring import Retirer
 from renku_env_operator.services.work import ObjectRef, Work
+from tests.support.claims import age_attempt, stored_claims
+from tests.support.kube import CLAIMS, Kube
 from tests.support.memory_renku import MemoryRenku, publisher_for
 from tests.support.renku_double import new_ulid
 
 IMAGE = "ghcr.io/example/env:1.0.0"
 REF = ObjectRef(namespace="renku", name="python", uid="uid-1", generation=1)
+OTHER = ObjectRef(namespace="renku", name="other", uid="uid-2", generation=1)
 LOST = RenkuUnavailableError("Cannot reach Renku (RemoteProtocolError)", maybe_applied=True)
 
 
@@ -58,7 +62,7 @@ def reasons(work: Work) -> list[str]:
 async def published(renku: MemoryRenku, publisher: Publisher, **fields: Any) -> Work:
     """Create the environment, return the stored state; the log starts empty afterwards."""
     work = fresh_work()
-    await publisher.publish(work, spec(**fields), IMAGE, claimed=())
+    await publisher.publish(work, spec(**fields), IMAGE)
     renku.log.clear()
     return applied(work)
 
@@ -66,16 +70,31 @@ async def published(renku: MemoryRenku, publisher: Publisher, **fields: Any) -> 
 # ---------------------------------------------------------------- create, recover
 
 
-async def test_create_records_the_attempt_before_the_post(renku: MemoryRenku) -> None:
+async def test_create_records_the_attempt_before_the_post(
+    renku: MemoryRenku, claims: ClaimsClient, kube: Kube
+) -> None:
     work = fresh_work()
+    at_post: list[dict[str, Any]] = []
+    create = renku.create_environment
 
-    await publisher_for(renku).publish(work, spec(port=8888), IMAGE, claimed=())
+    async def recording(body: Mapping[str, Any]) -> dict[str, Any]:
+        at_post.extend(stored_claims(kube, "attempt").values())
+        return await create(body)
+
+    renku.create_environment = recording  # type: ignore[method-assign,assignment]
+    await publisher_for(renku, claims).publish(work, spec(port=8888), IMAGE)
 
     [env_id] = renku.envs
-    assert renku.log[0].startswith("status [('createAttempt', {'startedAt'")
-    assert renku.log[1:] == ["POST"]
-    # The direct write is noted, so that the handler's patch removes the attempt again.
-    assert list(work.written) == ["createAttempt"]
+    # Recorded where users cannot write, before the POST, with what was sent.
+    [attempt] = at_post
+    assert attempt["spec"]["owner"] == {"namespace": "renku", "name": "python", "uid": "uid-1"}
+    assert attempt["spec"]["createAttempt"]["environment"]["port"] == 8888
+    assert renku.log == ["POST"]
+    # Confirmed: the attempt is gone, the id is owned, with what was published.
+    assert stored_claims(kube, "attempt") == {}
+    [owned] = stored_claims(kube, "env").values()
+    assert owned["spec"]["renkuId"] == env_id
+    assert owned["spec"]["lastKnownGood"]["environment"]["port"] == 8888
     assert work.status.renku_id == env_id
     assert work.status.create_attempt is None
     assert work.status.published is not None
@@ -83,27 +102,31 @@ async def test_create_records_the_attempt_before_the_post(renku: MemoryRenku) ->
     assert reasons(work) == ["Created"]
 
 
-async def test_nothing_is_sent_while_in_sync_and_recently_checked(renku: MemoryRenku) -> None:
-    publisher = publisher_for(renku)
+async def test_nothing_is_sent_while_in_sync_and_recently_checked(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    publisher = publisher_for(renku, claims)
     work = await published(renku, publisher)
 
-    await publisher.publish(work, spec(), IMAGE, claimed=())
+    await publisher.publish(work, spec(), IMAGE)
 
     assert renku.log == []
     assert work.events == []
 
 
-async def test_a_lost_create_answer_is_recovered_from_the_list(renku: MemoryRenku) -> None:
-    publisher = publisher_for(renku, retry_backoff_seconds=1e-6)
+async def test_a_lost_create_answer_is_recovered_from_the_list(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    publisher = publisher_for(renku, claims, retry_backoff_seconds=1e-6)
     renku.fail("POST", LOST, applied=True)
     work = fresh_work()
-    await publisher.publish(work, spec(), IMAGE, claimed=())
+    await publisher.publish(work, spec(), IMAGE)
     assert synced(work)[:2] == ("False", "RenkuUnavailable")
     assert work.status.create_attempt is not None
     renku.log.clear()
 
     retry = applied(work)
-    await publisher.publish(retry, spec(), IMAGE, claimed=())
+    await publisher.publish(retry, spec(), IMAGE)
 
     [env_id] = renku.envs
     assert renku.log == ["LIST"]  # found, not created again
@@ -114,17 +137,24 @@ async def test_a_lost_create_answer_is_recovered_from_the_list(renku: MemoryRenk
 
 
 async def test_recovery_ignores_environments_that_others_own_or_that_differ(
-    renku: MemoryRenku,
+    renku: MemoryRenku, claims: ClaimsClient, kube: Kube
 ) -> None:
-    publisher = publisher_for(renku, retry_backoff_seconds=1e-6)
+    publisher = publisher_for(renku, claims, retry_backoff_seconds=1e-6)
     renku.fail("POST", LOST, applied=True)
     work = fresh_work()
-    await publisher.publish(work, spec(), IMAGE, claimed=())
+    await publisher.publish(work, spec(), IMAGE)
     [lost_id] = renku.envs
-    renku.envs[lost_id]["port"] = 1234  # not what was declared: not ours to take
+    renku.envs[lost_id]["port"] = 1234  # not what was sent: not ours to take
+    renku.envs[lost_id]["creation_date"] = "2020-01-01T00:00:00Z"
 
+    await Ownership(claims).claim(OTHER, lost_id)  # and another object owns it
     retry = applied(work)
-    await publisher.publish(retry, spec(), IMAGE, claimed={lost_id})
+    await publisher.publish(retry, spec(), IMAGE)
+    assert synced(retry)[:2] == ("Unknown", "CreateInFlight")  # the attempt is still young
+    assert len(renku.envs) == 1
+    await age_attempt(kube, REF.uid)
+
+    await publisher.publish(retry, spec(), IMAGE)
 
     assert len(renku.envs) == 2
     assert retry.status.renku_id not in (None, lost_id)
@@ -144,15 +174,15 @@ async def test_recovery_ignores_environments_that_others_own_or_that_differ(
     ],
 )  # fmt: skip
 async def test_errors_become_a_reason_and_are_not_retried_before_the_backoff(
-    renku: MemoryRenku, error: RenkuError, reason: str, hint: str
+    renku: MemoryRenku, claims: ClaimsClient, error: RenkuError, reason: str, hint: str
 ) -> None:
-    publisher = publisher_for(renku)
+    publisher = publisher_for(renku, claims)
     renku.fail("POST", error)
     work = fresh_work()
 
-    await publisher.publish(work, spec(), IMAGE, claimed=())
+    await publisher.publish(work, spec(), IMAGE)
     again = applied(work)
-    await publisher.publish(again, spec(), IMAGE, claimed=())
+    await publisher.publish(again, spec(), IMAGE)
 
     status, got, message = synced(work)
     assert (status, got) == ("False", reason)
@@ -163,10 +193,10 @@ async def test_errors_become_a_reason_and_are_not_retried_before_the_backoff(
     assert renku.envs == {}
 
 
-async def test_suspend_sends_nothing(renku: MemoryRenku) -> None:
+async def test_suspend_sends_nothing(renku: MemoryRenku, claims: ClaimsClient) -> None:
     work = fresh_work()
 
-    await publisher_for(renku).publish(work, spec(suspend=True), IMAGE, claimed=())
+    await publisher_for(renku, claims).publish(work, spec(suspend=True), IMAGE)
 
     assert renku.log == []
     assert synced(work)[:2] == ("False", "Suspended")
@@ -175,11 +205,13 @@ async def test_suspend_sends_nothing(renku: MemoryRenku) -> None:
 # ---------------------------------------------------------------- updates, adoption
 
 
-async def test_a_new_spec_is_patched_after_reading_the_environment(renku: MemoryRenku) -> None:
-    publisher = publisher_for(renku)
+async def test_a_new_spec_is_patched_after_reading_the_environment(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    publisher = publisher_for(renku, claims)
     work = await published(renku, publisher, workingDirectory="/work", command=["bash"])
 
-    await publisher.publish(work, spec(port=8888), IMAGE, claimed=())
+    await publisher.publish(work, spec(port=8888), IMAGE)
 
     assert renku.log == ["GET", "PATCH"]
     [env] = renku.envs.values()
@@ -190,12 +222,14 @@ async def test_a_new_spec_is_patched_after_reading_the_environment(renku: Memory
     assert reasons(work) == ["Updated"]
 
 
-async def test_adoption_patches_the_named_environment(renku: MemoryRenku) -> None:
+async def test_adoption_patches_the_named_environment(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
     env_id = new_ulid()
     renku.envs[env_id] = {"id": env_id, "name": "old", "container_image": "ghcr.io/x/y:1"}
     work = fresh_work()
 
-    await publisher_for(renku).publish(work, spec(renkuId=env_id), IMAGE, claimed=())
+    await publisher_for(renku, claims).publish(work, spec(renkuId=env_id), IMAGE)
 
     assert "POST" not in renku.log
     assert renku.envs[env_id]["name"] == "python"
@@ -204,14 +238,16 @@ async def test_adoption_patches_the_named_environment(renku: MemoryRenku) -> Non
 
 
 @pytest.mark.parametrize("owned", [True, False])
-async def test_adoption_refuses_an_owned_or_unknown_id(renku: MemoryRenku, owned: bool) -> None:
+async def test_adoption_refuses_an_owned_or_unknown_id(
+    renku: MemoryRenku, claims: ClaimsClient, owned: bool
+) -> None:
     env_id = new_ulid()
     if owned:
         renku.envs[env_id] = {"id": env_id, "name": "theirs", "container_image": IMAGE}
+        await Ownership(claims).claim(OTHER, env_id)
     work = fresh_work()
 
-    claimed = {env_id} if owned else set()
-    await publisher_for(renku).publish(work, spec(renkuId=env_id), IMAGE, claimed=claimed)
+    await publisher_for(renku, claims).publish(work, spec(renkuId=env_id), IMAGE)
 
     status, reason, message = synced(work)
     assert (status, reason) == ("False", "AdoptionFailed")
@@ -227,13 +263,15 @@ async def drift_check(renku: MemoryRenku, publisher: Publisher, work: Work, **fi
     """The periodic check, as a restarted operator makes it at once (nothing in memory)."""
     publisher.forget(REF.uid)
     publisher.sync.snapshot.invalidate()
-    await publisher.publish(work, spec(**fields), IMAGE, claimed=())
+    await publisher.publish(work, spec(**fields), IMAGE)
     return work
 
 
 @pytest.mark.parametrize("policy", ["Overwrite", "Report"])
-async def test_drift_is_restored_or_reported(renku: MemoryRenku, policy: str) -> None:
-    publisher = publisher_for(renku)
+async def test_drift_is_restored_or_reported(
+    renku: MemoryRenku, claims: ClaimsClient, policy: str
+) -> None:
+    publisher = publisher_for(renku, claims)
     work = await published(renku, publisher, driftPolicy=policy)
     [env] = renku.envs.values()
     env["port"] = 1234
@@ -253,9 +291,9 @@ async def test_drift_is_restored_or_reported(renku: MemoryRenku, policy: str) ->
 
 @pytest.mark.parametrize("policy", ["Overwrite", "Report"])
 async def test_a_deleted_environment_is_recreated_or_reported(
-    renku: MemoryRenku, policy: str
+    renku: MemoryRenku, claims: ClaimsClient, policy: str
 ) -> None:
-    publisher = publisher_for(renku)
+    publisher = publisher_for(renku, claims)
     work = await published(renku, publisher, driftPolicy=policy)
     old_id = work.status.renku_id
     renku.envs.clear()
@@ -287,9 +325,14 @@ async def test_a_deleted_environment_is_recreated_or_reported(
     ],
 )
 async def test_retire_applies_the_deletion_policy(
-    renku: MemoryRenku, policy: str, in_use: bool, reason: str, calls: list[str]
+    renku: MemoryRenku,
+    claims: ClaimsClient,
+    policy: str,
+    in_use: bool,
+    reason: str,
+    calls: list[str],
 ) -> None:
-    publisher = publisher_for(renku)
+    publisher = publisher_for(renku, claims)
     work = await published(renku, publisher)
     if in_use:
         renku.launchers.add(str(work.status.renku_id))
@@ -303,8 +346,10 @@ async def test_retire_applies_the_deletion_policy(
     assert reasons(work) == [reason]
 
 
-async def test_retire_leaves_renku_alone_while_suspended(renku: MemoryRenku) -> None:
-    publisher = publisher_for(renku)
+async def test_retire_leaves_renku_alone_while_suspended(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    publisher = publisher_for(renku, claims)
     work = await published(renku, publisher)
 
     retirer = Retirer(publisher.settings, publisher.sync)
@@ -313,8 +358,10 @@ async def test_retire_leaves_renku_alone_while_suspended(renku: MemoryRenku) -> 
     assert (delay, renku.log, reasons(work)) == (None, [], ["Orphaned"])
 
 
-async def test_retire_retries_then_says_how_to_release_the_object(renku: MemoryRenku) -> None:
-    publisher = publisher_for(renku, delete_attempts=2, retry_backoff_seconds=3.0)
+async def test_retire_retries_then_says_how_to_release_the_object(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    publisher = publisher_for(renku, claims, delete_attempts=2, retry_backoff_seconds=3.0)
     work = await published(renku, publisher)
     down = RenkuUnavailableError("Renku is unavailable", status=503)
     retirer = Retirer(publisher.settings, publisher.sync)
@@ -336,7 +383,9 @@ async def test_retire_retries_then_says_how_to_release_the_object(renku: MemoryR
 # ---------------------------------------------------------------- the shared snapshot
 
 
-async def test_the_snapshot_lists_once_per_interval(renku: MemoryRenku) -> None:
+async def test_the_snapshot_lists_once_per_interval(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
     snapshot = RenkuSnapshot(renku, max_age=300.0)
 
     await asyncio.gather(*(snapshot.get() for _ in range(5)))
@@ -344,7 +393,9 @@ async def test_the_snapshot_lists_once_per_interval(renku: MemoryRenku) -> None:
     assert renku.log == ["LIST"]
 
 
-async def test_a_write_during_a_list_makes_that_list_stale(renku: MemoryRenku) -> None:
+async def test_a_write_during_a_list_makes_that_list_stale(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
     snapshot = RenkuSnapshot(renku, max_age=300.0)
     renku.list_gate = asyncio.Event()
     listing = asyncio.create_task(snapshot.get())
@@ -358,19 +409,18 @@ async def test_a_write_during_a_list_makes_that_list_stale(renku: MemoryRenku) -
     assert renku.log == ["LIST", "LIST"]
 
 
-async def test_no_create_is_sent_when_the_attempt_cannot_be_recorded(renku: MemoryRenku) -> None:
-    async def refuse(ref: ObjectRef, status: dict[str, Any]) -> None:
-        raise StatusWriteError("cannot write status of renku/python: 403 Forbidden")
-
-    publisher = Publisher(
-        Settings(retry_backoff_seconds=30.0), RenkuSync(renku, RenkuSnapshot(renku, 300.0)), refuse
-    )
+async def test_no_create_is_sent_when_the_attempt_cannot_be_recorded(
+    renku: MemoryRenku, claims: ClaimsClient, kube: Kube
+) -> None:
+    kube.emulator["post", CLAIMS] << 403
+    publisher = publisher_for(renku, claims)
     work = fresh_work()
 
-    await publisher.publish(work, spec(), IMAGE, claimed=())
+    await publisher.publish(work, spec(), IMAGE)
 
     assert renku.envs == {}
     assert "POST" not in renku.log
     status, reason, message = synced(work)
-    assert (status, reason) == ("False", "StatusWriteFailed")
-    assert "nothing was sent to Renku" in message
+    assert (status, reason) == ("False", "ClaimFailed")
+    assert "Renku is not written to without these records" in message
+    assert "create, patch and delete on globalenvironmentclaims in its namespace renku" in message

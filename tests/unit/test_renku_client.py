@@ -482,3 +482,19 @@ async def test_a_ca_bundle_path_is_accepted(renku_double: RenkuDouble) -> None:
 def test_retry_attempts_must_be_positive() -> None:
     with pytest.raises(ValueError, match="retry_attempts"):
         RenkuClient("http://renku.test/api/data", None, retry_attempts=0)
+
+
+def test_the_call_budget_covers_every_attempt_and_every_wait() -> None:
+    # 3 tries of 2 s, and the waits between them at their longest (backoff + jitter).
+    renku = RenkuClient(
+        "http://renku.invalid/api/data",
+        None,
+        timeout=2.0,
+        retry_attempts=3,
+        retry_timeout=30.0,
+        retry_wait_initial=0.5,
+        retry_wait_max=5.0,
+    )
+    assert renku.call_budget == 3 * 2.0 + (0.5 + 0.5) + (1.0 + 0.5)
+    capped = RenkuClient("http://renku.invalid/api/data", None, timeout=10.0, retry_timeout=1.0)
+    assert capped.call_budget == 1.0 + 10.0  # no new try after retry_timeout; the last may run

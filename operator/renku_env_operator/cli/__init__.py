@@ -6,14 +6,15 @@ import click
 import yaml
 
 from .. import __version__
+from ..api.claim import build_claim_crd
 from ..api.crd import build_crd
 from .run import run_command
 from .validate import validate_command
 
 
-def render_crd() -> str:
-    """The CRD as YAML, exactly as stored in crds/ and the Helm chart."""
-    return yaml.safe_dump(build_crd(), sort_keys=False, width=100)
+def render_crd(claims: bool = False) -> str:
+    """The CRD as YAML, exactly as stored in crds/ (and the Helm chart)."""
+    return yaml.safe_dump(build_claim_crd() if claims else build_crd(), sort_keys=False, width=100)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,9 +24,14 @@ def main() -> None:
 
 
 @main.command("crd")
-def crd_command() -> None:
+@click.option(
+    "--claims",
+    is_flag=True,
+    help="Print the GlobalEnvironmentClaim CRD (the operator's ownership records) instead.",
+)
+def crd_command(claims: bool) -> None:
     """Print the GlobalEnvironment CustomResourceDefinition."""
-    click.echo(render_crd(), nl=False)
+    click.echo(render_crd(claims), nl=False)
 
 
 main.add_command(validate_command)

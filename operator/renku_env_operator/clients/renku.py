@@ -10,6 +10,7 @@ environment before creating a second one.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import re
@@ -26,6 +27,7 @@ import stamina
 from renku_env_operator import metrics
 from renku_env_operator.clients.renku_errors import (
     RenkuError,
+    RenkuInvalidIdError,
     RenkuUnavailableError,
     error_from_response,
 )
@@ -58,9 +60,11 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def check_environment_id(env_id: str) -> str:
-    """Return ``env_id`` if it is a Renku environment id, else raise ValueError."""
+    """Return ``env_id`` if it is a Renku environment id, else raise RenkuInvalidIdError."""
     if not isinstance(env_id, str) or not ULID_PATTERN.fullmatch(env_id):
-        raise ValueError(f"not a Renku environment id (26-character upper-case ULID): {env_id!r}")
+        raise RenkuInvalidIdError(
+            f"not a Renku environment id (26-character upper-case ULID): {env_id!r}"[:120]
+        )
     return env_id
 
 
@@ -116,6 +120,13 @@ class RenkuClient:
             headers={"Accept": "application/json"},
         )
         self._retry_timeout = retry_timeout
+        waits = (
+            min(retry_wait_max, retry_wait_initial * 2**i) + retry_wait_initial
+            for i in range(retry_attempts - 1)
+        )
+        # The longest one call may take, retries included; a POST is cut off at it, so an
+        # attempt older than this cannot be in flight any more.
+        self.call_budget = min(retry_attempts * timeout + sum(waits), retry_timeout + timeout)
         self._caller = stamina.AsyncRetryingCaller(
             attempts=retry_attempts,
             timeout=retry_timeout,
@@ -145,21 +156,34 @@ class RenkuClient:
         body = await self._request("GET", "environments", params=params)
         if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
             raise RenkuError("Renku's environment list is not a JSON array of objects")
-        return body
+        return [_with_valid_id(item) for item in body]
 
     async def get_environment(self, env_id: str) -> dict[str, Any]:
         """One environment by id (archived ones included)."""
-        return _object(await self._request("GET", f"environments/{check_environment_id(env_id)}"))
+        path = f"environments/{check_environment_id(env_id)}"
+        return _with_valid_id(_object(await self._request("GET", path)))
 
     async def create_environment(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """Create an environment; keep the returned ``id``, names are not unique."""
+        """Create an environment; keep the returned ``id``, names are not unique.
+
+        Never takes longer than ``call_budget``: cut off there, it may still have been carried
+        out (``RenkuUnavailableError(maybe_applied=True)``).
+        """
         body = {"environment_image_source": "image", **payload}
-        return _object(await self._request("POST", "environments", json=body))
+        try:
+            async with asyncio.timeout(self.call_budget):
+                answer = await self._request("POST", "environments", json=body)
+        except TimeoutError:
+            raise RenkuUnavailableError(
+                f"Renku did not answer a create within {self.call_budget:g}s",
+                maybe_applied=True,
+            ) from None
+        return _with_valid_id(_object(answer))
 
     async def patch_environment(self, env_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Set the given fields (absolute values) and return the environment."""
         path = f"environments/{check_environment_id(env_id)}"
-        return _object(await self._request("PATCH", path, json=dict(payload)))
+        return _with_valid_id(_object(await self._request("PATCH", path, json=dict(payload))))
 
     async def delete_environment(self, env_id: str) -> None:
         """Delete an environment; RenkuInUseError if launchers use it (archive it then)."""
@@ -244,3 +268,15 @@ def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise RenkuError("Renku's answer is not a JSON object")
     return body
+
+
+def _with_valid_id(env: dict[str, Any]) -> dict[str, Any]:
+    """Ids are checked where they arrive: everything downstream may rely on a ULID."""
+    env_id = env.get("id")
+    if not isinstance(env_id, str) or not ULID_PATTERN.fullmatch(env_id):
+        shown = repr(env_id)[:60]
+        raise RenkuInvalidIdError(
+            f"Renku answered with an environment id that is not a ULID ({shown}): "
+            "not acted upon; check that RENKU_ENV_OPERATOR_RENKU_URL points at Renku's data service"
+        )
+    return env

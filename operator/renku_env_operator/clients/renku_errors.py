@@ -31,6 +31,10 @@ class RenkuError(Exception):
         return f"{type(self).__name__}({self.message!r}, status={self.status!r})"
 
 
+class RenkuInvalidIdError(RenkuError, ValueError):
+    """An environment id that is not a ULID: in Renku's answer, or about to be sent."""
+
+
 class RenkuValidationError(RenkuError):
     """Renku refused the request body (400/422): a spec problem, retrying cannot help."""
 

@@ -39,6 +39,10 @@ NEEDS_HUMAN = frozenset(
         "RenkuNotConfigured",
         "CredentialsRejected",
         "AdoptionFailed",
+        "AdoptionNotAllowed",
+        "DeletionNotAllowed",
+        "OwnershipConflict",
+        "RecoveryAmbiguous",
         "Drifted",
         "DeletionBlocked",
     }

@@ -61,20 +61,8 @@ def _ref(body: kopf.Body) -> ObjectRef:
         uid=str(meta.uid),
         generation=int(meta.get("generation") or 1),
         retest=body.metadata.annotations.get(RETEST_ANNOTATION),
+        created=meta.get("creationTimestamp"),
     )
-
-
-class _OwnedByOthers:
-    """Renku ids that other GlobalEnvironments own, looked up in kopf's index on demand
-    (building the set on every reconcile would cost O(objects) each time)."""
-
-    def __init__(self, index: kopf.Index[str, str], uid: str) -> None:
-        self._index, self._uid = index, uid
-
-    def __contains__(self, renku_id: object) -> bool:
-        if not isinstance(renku_id, str) or renku_id not in self._index:
-            return False
-        return any(owner != self._uid for owner in self._index[renku_id])
 
 
 def apply_outcome(
@@ -104,7 +92,6 @@ async def reconcile(
     body: kopf.Body,
     patch: kopf.Patch,
     memo: kopf.Memo,
-    renku_ids: kopf.Index[str, str],
     logger: kopf.Logger,
 ) -> None:
     context = _context(memo)
@@ -113,9 +100,7 @@ async def reconcile(
     ref = _ref(body)
     started, result = time.monotonic(), "error"
     try:
-        outcome = await context.reconciler.reconcile(
-            ref, body.spec, body.status, _OwnedByOthers(renku_ids, ref.uid)
-        )
+        outcome = await context.reconciler.reconcile(ref, body.spec, body.status)
         apply_outcome(body, patch, outcome, body.status, logger)
         ready = next((c for c in outcome.status.conditions if c.type == "Ready"), None)
         context.ready.set(ref.uid, ready.status if ready else "Unknown")
@@ -126,16 +111,11 @@ async def reconcile(
 
 
 def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
-    @kopf.index(*RESOURCE, id="renku_ids", registry=registry)
-    def renku_ids(body: kopf.Body, **_: Any) -> dict[str, str] | None:
-        renku_id = body.status.get("renkuId") or body.spec.get("renkuId")
-        return {str(renku_id): str(body.metadata.uid)} if renku_id else None
-
     @kopf.on.resume(*RESOURCE, id="reconcile", registry=registry)
     @kopf.on.create(*RESOURCE, id="reconcile", registry=registry)
     @kopf.on.update(*RESOURCE, id="reconcile", field="spec", registry=registry)
     async def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        await reconcile("change", body, patch, memo, kwargs["renku_ids"], kwargs["logger"])
+        await reconcile("change", body, patch, memo, kwargs["logger"])
 
     # Two timers: a fast one that acts only while work is in flight (a smoke test running, a
     # generation not yet processed), and a slow one for periodic work (drift, registry re-checks,
@@ -143,13 +123,13 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
     @kopf.timer(*RESOURCE, id=FAST_TIMER, interval=config.smoke_poll_seconds, registry=registry)
     async def on_tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         if in_flight(body):
-            await reconcile("tick", body, patch, memo, kwargs["renku_ids"], kwargs["logger"])
+            await reconcile("tick", body, patch, memo, kwargs["logger"])
 
     @kopf.timer(*RESOURCE, id=SLOW_TIMER, interval=periodic_interval(config), registry=registry)
     async def on_periodic(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
     ) -> None:
-        await reconcile("periodic", body, patch, memo, kwargs["renku_ids"], kwargs["logger"])
+        await reconcile("periodic", body, patch, memo, kwargs["logger"])
 
     @kopf.on.delete(*RESOURCE, id="retire", registry=registry)
     async def on_delete(

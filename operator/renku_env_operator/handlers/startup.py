@@ -11,7 +11,7 @@ import kopf
 
 from .. import metrics
 from ..api import crd
-from ..clients.globalenvironments import GlobalEnvironmentStatusWriter
+from ..clients.claims import ClaimError, ClaimsClient
 from ..clients.kube import KubeClient, KubeError
 from ..clients.registry import RegistryClient
 from ..clients.renku import RenkuClient
@@ -19,8 +19,9 @@ from ..clients.renku_auth import Credentials, StaticToken, auth_for, credentials
 from ..clients.renku_lookups import RenkuLookups
 from ..config import OPERATOR_NAME, Settings, SettingsError
 from ..services.image_verify import ImageVerifier, NodeArchitectures
+from ..services.ownership import Ownership
 from ..services.publishing import Publisher
-from ..services.reconciler import ObjectRef, Reconciler
+from ..services.reconciler import Reconciler
 from ..services.renku_image_check import RenkuImageCheck
 from ..services.renku_sync import RenkuSnapshot, RenkuSync
 from ..services.smoketest import SmokeTester
@@ -104,13 +105,16 @@ async def build_publisher(
         retry_attempts=config.renku_retry_attempts,
     )
     closers.append(renku.aclose)
-    writer = GlobalEnvironmentStatusWriter(kube.api_client)
-
-    async def write_status(ref: ObjectRef, status: dict[str, Any]) -> None:
-        await writer.patch_status(ref.namespace, ref.name, status)
-
-    sync = RenkuSync(renku, RenkuSnapshot(renku, config.drift_interval_seconds))
-    return Publisher(config, sync, write_status)
+    # Ownership records live in the operator's own namespace, which only the operator writes.
+    ownership = Ownership(ClaimsClient(kube.api_client, config.operator_namespace))
+    try:
+        # At the first start the era marker is created: only objects older than it may have
+        # a status.renkuId without a record migrated (README: Ownership).
+        await ownership.era()
+    except ClaimError as exc:
+        raise SettingsError(f"ownership records (GlobalEnvironmentClaims): {exc}") from None
+    sync = RenkuSync(renku, RenkuSnapshot(renku, config.drift_interval_seconds), ownership)
+    return Publisher(config, sync)
 
 
 async def build_renku_check(

@@ -3,18 +3,22 @@
 Turns RenkuSync's results and errors into the Synced condition, status fields and Events.
 Runs on every reconcile, but talks to Renku only when something is due: a new spec, a retry
 after a failure, or the periodic drift check (which reads the shared snapshot).
+
+What this object owns in Renku comes from the operator's claims (services/ownership.py), not
+from its status: status.renkuId and status.published are checked against them and restored.
+Namespaces outside TRUSTED_NAMESPACES may neither adopt (spec.renkuId) nor use
+deletionPolicy Delete.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Container
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Literal
 
-from ..api.spec import GlobalEnvironmentSpec
+from ..api.spec import DeletionPolicy, GlobalEnvironmentSpec
 from ..api.status import CreateAttemptStatus, PublishedStatus, RenkuEnvironmentState
-from ..clients.globalenvironments import StatusWriteError
+from ..clients.claims import ClaimError
 from ..clients.renku_errors import (
     RenkuCredentialsError,
     RenkuError,
@@ -25,85 +29,156 @@ from ..config import Settings
 from ..domain import conditions as cond
 from ..domain import payload
 from ..domain.payload import Declared
-from .renku_sync import AdoptionError, RenkuSync
+from .ownership import AttemptInFlightError, IdClaim, OwnershipConflictError
+from .renku_sync import AdoptionError, AmbiguousRecoveryError, RenkuSync
 
 if TYPE_CHECKING:
-    from .work import ObjectRef, Work
+    from .work import Work
 
-StatusWriter = Callable[["ObjectRef", dict[str, Any]], Awaitable[None]]
+ADMIN_SETTING = "RENKU_ENV_OPERATOR_TRUSTED_NAMESPACES (Helm: security.trustedNamespaces)"
 
 
 class Publisher:
-    def __init__(self, settings: Settings, sync: RenkuSync, write_status: StatusWriter) -> None:
+    def __init__(self, settings: Settings, sync: RenkuSync) -> None:
         self.settings = settings
         self.sync = sync
-        self.write_status = write_status
+        self.ownership = sync.ownership
         self._retry_at: dict[str, float] = {}
         self._checked_at: dict[str, float] = {}
 
     def forget(self, uid: str) -> None:
         self._retry_at.pop(uid, None)
         self._checked_at.pop(uid, None)
+        self.sync.forget(uid)
 
-    async def publish(
-        self, work: Work, spec: GlobalEnvironmentSpec, image: str, claimed: Container[str]
-    ) -> None:
+    async def publish(self, work: Work, spec: GlobalEnvironmentSpec, image: str) -> None:
         if spec.suspend:
             msg = "spec.suspend is true: no writes to Renku until it is false."
             work.condition(cond.SYNCED, "False", "Suspended", msg)
             return
-        declared = payload.declared_state(spec, work.ref.name, image)
-        if not self._due(work, declared):
+        if self._deletion_refused(work, spec):
             return
-        try:
-            await self._publish(work, spec, declared, claimed)
-        except RenkuError as exc:
-            self._failed(work, exc)
-        except AdoptionError as exc:
-            self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
-            work.condition(cond.SYNCED, "False", "AdoptionFailed", str(exc))
-        except StatusWriteError as exc:
-            # Without the recorded attempt a lost answer could not be recovered: do not POST.
-            self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
-            msg = f"{exc}; nothing was sent to Renku. Check the operator's rights on globalenvironments/status."
-            work.condition(cond.SYNCED, "False", "StatusWriteFailed", msg)
-        else:
-            self._retry_at.pop(work.ref.uid, None)
-            self._checked_at[work.ref.uid] = time.monotonic()
+        declared = payload.declared_state(spec, work.ref.name, image)
+        if time.monotonic() < self._retry_at.get(work.ref.uid, 0.0):
+            return
+        await self._guarded(work, self._publish(work, spec, declared))
 
-    async def hold(self, work: Work, spec: GlobalEnvironmentSpec, claimed: Container[str]) -> None:
+    async def hold(self, work: Work, spec: GlobalEnvironmentSpec) -> None:
         """A new spec failed its checks: keep the last known good version in Renku, drift
-        included, and say which version is live."""
-        published, renku_id = work.status.published, work.status.renku_id
+        included, and say which version is live. That version comes from the operator's own
+        record, never from status.published."""
         uid, now = work.ref.uid, time.monotonic()
         last = self._checked_at.get(uid, float("-inf"))
         quiet = (
             now < self._retry_at.get(uid, 0.0) or now - last < self.settings.drift_interval_seconds
         )
-        if (
-            spec.suspend
-            or published is None
-            or published.environment is None
-            or not renku_id
-            or quiet
-        ):
+        if spec.suspend or quiet:
             report_kept(work)
             return
-        declared = published.environment.model_dump(by_alias=False)
-        self._checked_at[uid] = now
-        try:
-            await self._converge(work, spec, declared, renku_id, claimed)
-        except RenkuError as exc:
-            self._failed(work, exc)
+        if self._deletion_refused(work, spec):
             return
+        await self._guarded(work, self._hold(work, spec))
+
+    async def _hold(self, work: Work, spec: GlobalEnvironmentSpec) -> None:
+        current = await self._resolve(work, spec)
+        if current is False:
+            return
+        published = current.last_known_good if current else None
+        if current is None or published is None or published.environment is None:
+            report_kept(work)
+            return
+        self._checked_at[work.ref.uid] = time.monotonic()
+        declared = published.environment.model_dump(by_alias=False)
+        await self._converge(work, spec, declared, current)
         found = cond.find(work.conditions, cond.SYNCED)
         if found is None or found.reason != "Drifted":
             report_kept(work)
 
+    async def _guarded(self, work: Work, step: Awaitable[None]) -> None:
+        """Run one publishing step; every failure it can meet becomes the Synced condition."""
+        try:
+            await step
+        except RenkuError as exc:
+            self._failed(work, exc)
+        except AdoptionError as exc:
+            self._back_off(work)
+            work.condition(cond.SYNCED, "False", "AdoptionFailed", str(exc))
+        except OwnershipConflictError as exc:
+            self._back_off(work)
+            work.condition(cond.SYNCED, "False", "OwnershipConflict", f"{exc}.")
+        except AttemptInFlightError as exc:
+            self._back_off(work)
+            work.condition(cond.SYNCED, "Unknown", "CreateInFlight", f"{exc}.")
+        except AmbiguousRecoveryError as exc:
+            self._back_off(work)
+            work.condition(cond.SYNCED, "False", "RecoveryAmbiguous", ambiguous_message(exc))
+        except ClaimError as exc:
+            self._back_off(work)
+            msg = (
+                f"{exc}. Renku is not written to without these records (a create already "
+                "sent is recovered from its recorded attempt). Will retry."
+            )
+            work.condition(cond.SYNCED, "False", "ClaimFailed", msg)
+        else:
+            self._retry_at.pop(work.ref.uid, None)
+
+    def _back_off(self, work: Work) -> None:
+        self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
+
+    def _deletion_refused(self, work: Work, spec: GlobalEnvironmentSpec) -> bool:
+        if spec.deletion_policy != "Delete" or self.settings.is_trusted(work.ref.namespace):
+            return False
+        msg = (
+            "deletionPolicy Delete removes the environment from Renku for everyone; only "
+            f"GlobalEnvironments in trusted namespaces may ask for it, and {work.ref.namespace} "
+            f"is not one. Use Archive (the default) or Orphan, or an admin adds the namespace "
+            f"to {ADMIN_SETTING}. Nothing was changed in Renku; deleting this object archives "
+            "what it published."
+        )
+        work.condition(cond.SYNCED, "False", "DeletionNotAllowed", msg)
+        return True
+
+    async def _resolve(
+        self, work: Work, spec: GlobalEnvironmentSpec
+    ) -> IdClaim | Literal[False] | None:
+        """The record this object publishes to, with status checked against the records.
+
+        False when the status was not believed: reported, status restored, nothing sent."""
+        ref, status = work.ref, work.status
+        trusted = self.settings.is_trusted(ref.namespace)
+        may_migrate = status.renku_id is not None and await self.ownership.may_migrate(ref, trusted)
+        resolution = await self.ownership.resolve(ref, status.renku_id, may_migrate)
+        current = resolution.current(spec.renku_id, status.renku_id)
+        if resolution.migrated and current is not None:
+            work.event(
+                "Normal",
+                "OwnershipMigrated",
+                f"Recorded that this GlobalEnvironment owns Renku environment "
+                f"{resolution.migrated} (named in status.renkuId by an operator version that "
+                "kept no ownership records); from now on only the records count.",
+            )
+            if status.published is not None and current.last_known_good is None:
+                current = await self.ownership.save_last_known_good(ref, current, status.published)
+        recorded = current.last_known_good if current else None
+        forged = resolution.forged
+        # An absent one is only not written yet (or lost): restored silently, it gains nothing.
+        if forged is None and status.published is not None and status.published != recorded:
+            forged = "status.published differs from the operator's record of what is live"
+        work.status = status.model_copy(
+            update={"renku_id": current.renku_id if current else None, "published": recorded}
+        )
+        if forged is not None:
+            msg = (
+                f"{forged}: not believed, nothing was changed in Renku, and the status is "
+                "restored from the operator's records (only the operator writes this status: "
+                "was it edited, or a status write lost?)."
+            )
+            work.condition(cond.SYNCED, "False", "ForgedStatus", msg)
+            return False
+        return current
+
     def _due(self, work: Work, declared: Declared) -> bool:
         uid, now = work.ref.uid, time.monotonic()
-        if now < self._retry_at.get(uid, 0.0):
-            return False
         published = work.status.published
         unchanged = published is not None and published.fingerprint == payload.fingerprint(declared)
         in_sync = cond.find(work.conditions, cond.SYNCED)
@@ -113,55 +188,118 @@ class Publisher:
         )
         return not (unchanged and settled and recent and work.status.renku_id)
 
-    async def _publish(
-        self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared, claimed: Container[str]
-    ) -> None:
-        status = work.status
-        renku_id = status.renku_id
-        if spec.renku_id and spec.renku_id != renku_id:
-            await self.sync.adopt(spec.renku_id, claimed)
-            renku_id = spec.renku_id
-            work.event("Normal", "Adopted", f"Adopted Renku environment {renku_id}.")
-        if renku_id is None:
-            await self._create(work, declared, claimed)
+    async def _publish(self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared) -> None:
+        ref = work.ref
+        current = await self._resolve(work, spec)
+        if current is False:
             return
-        await self._converge(work, spec, declared, renku_id, claimed)
+        adopting = spec.renku_id is not None and (
+            current is None or current.renku_id != spec.renku_id
+        )
+        if adopting and not self.settings.is_trusted(ref.namespace):
+            msg = (
+                f"spec.renkuId adopts an existing Renku environment ({spec.renku_id}); only "
+                f"GlobalEnvironments in trusted namespaces may, and {ref.namespace} is not one. "
+                "Remove spec.renkuId to create a new environment, or an admin adds the "
+                f"namespace to {ADMIN_SETTING}. Nothing was changed in Renku."
+            )
+            work.condition(cond.SYNCED, "False", "AdoptionNotAllowed", msg)
+            return
+        if not adopting and not self._due(work, declared):
+            return
+        self._checked_at[ref.uid] = time.monotonic()
+        if adopting:
+            assert spec.renku_id is not None
+            current = await self._adopt(work, spec.renku_id)
+        if current is None:
+            await self._create(work, spec, declared)
+            return
+        for old in await self.ownership.owned(ref):
+            if old.renku_id != current.renku_id:
+                await self._replace(work, spec, old, current.renku_id)
+        await self._converge(work, spec, declared, current)
 
-    async def _create(self, work: Work, declared: Declared, claimed: Container[str]) -> None:
-        attempt = work.status.create_attempt
+    async def _adopt(self, work: Work, renku_id: str) -> IdClaim:
+        await self.sync.adopt(renku_id)
+        try:
+            claimed = await self.ownership.claim(work.ref, renku_id)
+        except OwnershipConflictError as exc:
+            raise AdoptionError(
+                f"environment {renku_id} is already managed by another GlobalEnvironment "
+                f"({_owner_name(exc)}): one Renku environment can have only one owner"
+            ) from None
+        pending = await self.ownership.attempt(work.ref)
+        if pending is not None:  # spec.renkuId decides: an unconfirmed create is not ours any more
+            await self.ownership.clear_attempt(work.ref, pending)
+        work.event("Normal", "Adopted", f"Adopted Renku environment {renku_id}.")
+        work.status = work.status.model_copy(
+            update={"renku_id": renku_id, "published": None, "create_attempt": None}
+        )
+        return claimed
+
+    async def _replace(
+        self, work: Work, spec: GlobalEnvironmentSpec, old: IdClaim, new_id: str
+    ) -> None:
+        """spec.renkuId now names another environment: retire the one owned before."""
+        policy = effective_policy(self.settings, work.ref.namespace, spec.deletion_policy)
+        _, done = await self.sync.retire(work.ref, old.renku_id, policy)
+        await self.ownership.release(work.ref, old)
+        work.event(
+            "Normal",
+            "Replaced",
+            f"spec.renkuId now names {new_id}; the environment owned before: {done}",
+        )
+
+    async def _create(self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared) -> None:
+        ref = work.ref
+        owned = await self.ownership.owned(ref, fresh=True)
+        if owned:  # another replica created it meanwhile
+            work.status = work.status.model_copy(update={"renku_id": owned[0].renku_id})
+            await self._converge(work, spec, declared, owned[0])
+            return
+        attempt = await self.ownership.attempt(ref)
         if attempt is not None:
-            started = datetime.fromisoformat(attempt.started_at.replace("Z", "+00:00"))
-            found = await self.sync.recover(declared, started, claimed)
+            found = await self.sync.settle(ref.uid, attempt)
             if found is not None:
+                current = await self.ownership.claim(ref, found)
+                await self.ownership.clear_attempt(ref, attempt)
                 work.event(
                     "Normal",
                     "Recovered",
-                    f"Found environment {found} from an earlier create whose answer was lost.",
+                    f"Found environment {found} from an earlier create whose answer was lost "
+                    f"(recorded at {attempt.started_at}).",
                 )
-                self._record(
-                    work,
-                    declared,
-                    found,
-                    "Recovered",
-                    "Recovered the environment an earlier create made.",
+                work.status = work.status.model_copy(
+                    update={"renku_id": found, "create_attempt": None}
                 )
+                await self._converge(work, spec, declared, current, recovered=True)
                 return
-        new_attempt = CreateAttemptStatus(
-            started_at=cond.now(), fingerprint=payload.fingerprint(declared)
+        fingerprint = payload.fingerprint(declared)
+        recorded = await self.ownership.record_attempt(ref, fingerprint, declared, attempt)
+        work.status = work.status.model_copy(
+            update={
+                "create_attempt": CreateAttemptStatus(
+                    started_at=recorded.started_at, fingerprint=fingerprint
+                )
+            }
         )
-
-        async def record() -> None:
-            written = {"createAttempt": new_attempt.model_dump(by_alias=True)}
-            await self.write_status(work.ref, written)
-            work.note_written(written)
-
-        work.status = work.status.model_copy(update={"create_attempt": new_attempt})
-        renku_id = await self.sync.create(declared, record)
+        try:
+            renku_id = await self.sync.create(declared)
+        except RenkuError as exc:
+            if not_applied(exc):
+                await self.ownership.clear_attempt(ref, recorded)
+                work.status = work.status.model_copy(update={"create_attempt": None})
+            elif exc.status is not None:
+                self.sync.answered(ref.uid, recorded)  # answered: not in flight any more
+            raise
+        published = self._published(work, declared, None)
+        current = await self.ownership.claim(ref, renku_id, published)
+        await self.ownership.clear_attempt(ref, recorded)
         work.event(
             "Normal", "Created", f"Created Renku environment {renku_id} ({declared['name']})."
         )
-        self._record(
-            work, declared, renku_id, "Created", f"Created environment {renku_id} in Renku."
+        await self._record(
+            work, declared, current, "Created", f"Created environment {renku_id} in Renku."
         )
 
     async def _converge(
@@ -169,56 +307,58 @@ class Publisher:
         work: Work,
         spec: GlobalEnvironmentSpec,
         declared: Declared,
-        renku_id: str,
-        claimed: Container[str],
+        current: IdClaim,
+        *,
+        recovered: bool = False,
     ) -> None:
-        published = work.status.published
+        renku_id = current.renku_id
+        published = current.last_known_good
         new_spec = published is None or published.fingerprint != payload.fingerprint(declared)
-        if new_spec:
-            current = await self.sync.fetch(renku_id)
+        if new_spec and not recovered:  # a recovery has just listed Renku: no second read
+            found = await self.sync.fetch(renku_id)
         else:
-            current = (await self.sync.snapshot.get()).get(renku_id)
-            if current is None:  # confirm by id before recreating: cheap, and only then
-                current = await self.sync.fetch(renku_id)
-        if current is None:
-            await self._missing(work, spec, declared, renku_id, claimed)
+            found = (await self.sync.snapshot.get()).get(renku_id)
+            if found is None:  # confirm by id before recreating: cheap, and only then
+                found = await self.sync.fetch(renku_id)
+        if found is None:
+            await self._missing(work, spec, declared, current)
             return
-        changes = payload.diff(declared, payload.observed_state(current))
+        changes = payload.diff(declared, payload.observed_state(found))
         if not changes:
-            self._record(work, declared, renku_id, "InSync", "Renku matches the declared state.")
+            reason = "Recovered" if recovered else "InSync"
+            msg = (
+                "Recovered the environment an earlier create made."
+                if recovered
+                else "Renku matches the declared state."
+            )
+            await self._record(work, declared, current, reason, msg)
             return
         drift = payload.describe_drift(changes)
         if not new_spec and (spec.drift_policy or "Overwrite") == "Report":
             msg = f"Changed in Renku outside this resource: {drift}. driftPolicy is Report: not restored."
             work.condition(cond.SYNCED, "False", "Drifted", msg)
             return
-        await self.sync.update(renku_id, changes)
-        self.sync.snapshot.invalidate()
-        if new_spec:
+        await self.sync.update(work.ref, renku_id, changes)
+        fields = ", ".join(c.field for c in changes)
+        if recovered:
             work.event("Normal", "Updated", f"Updated Renku environment {renku_id}: {drift}.")
-            self._record(
-                work,
-                declared,
-                renku_id,
-                "Updated",
-                f"Updated {', '.join(c.field for c in changes)}.",
-            )
+            msg = f"Recovered the environment an earlier create made, then updated {fields}."
+            await self._record(work, declared, current, "Recovered", msg)
+        elif new_spec:
+            work.event("Normal", "Updated", f"Updated Renku environment {renku_id}: {drift}.")
+            await self._record(work, declared, current, "Updated", f"Updated {fields}.")
         else:
             work.event(
                 "Warning", "DriftCorrected", f"Restored Renku environment {renku_id}: {drift}."
             )
-            self._record(
-                work, declared, renku_id, "DriftCorrected", f"Restored after drift: {drift}."
+            await self._record(
+                work, declared, current, "DriftCorrected", f"Restored after drift: {drift}."
             )
 
     async def _missing(
-        self,
-        work: Work,
-        spec: GlobalEnvironmentSpec,
-        declared: Declared,
-        renku_id: str,
-        claimed: Container[str],
+        self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared, current: IdClaim
     ) -> None:
+        renku_id = current.renku_id
         if (spec.drift_policy or "Overwrite") == "Report":
             msg = f"Environment {renku_id} was deleted in Renku. driftPolicy is Report: not recreated."
             work.condition(cond.SYNCED, "False", "Drifted", msg)
@@ -228,34 +368,46 @@ class Publisher:
             "Recreating",
             f"Environment {renku_id} was deleted in Renku; creating it again.",
         )
-        # A fresh create: an old attempt must not "recover" someone else's environment.
-        work.status = work.status.model_copy(update={"renku_id": None, "create_attempt": None})
-        await self._create(work, declared, claimed)
+        # A fresh create: the old record goes, and an old attempt must not "recover" anything.
+        await self.ownership.release(work.ref, current)
+        work.status = work.status.model_copy(
+            update={"renku_id": None, "published": None, "create_attempt": None}
+        )
+        await self._create(work, spec, declared)
 
-    def _record(self, work: Work, declared: Declared, renku_id: str, reason: str, msg: str) -> None:
-        now = cond.now()
+    def _published(
+        self, work: Work, declared: Declared, old: PublishedStatus | None
+    ) -> PublishedStatus:
         published = PublishedStatus(
             generation=work.ref.generation,
             image=declared["container_image"],
-            time=now,
+            time=cond.now(),
             fingerprint=payload.fingerprint(declared),
             environment=RenkuEnvironmentState.model_validate(declared),
         )
-        old = work.status.published
         if old is not None and old.fingerprint == published.fingerprint and old.environment:
-            published = old
+            return old
+        return published
+
+    async def _record(
+        self, work: Work, declared: Declared, current: IdClaim, reason: str, msg: str
+    ) -> None:
+        """Renku holds `declared`: the record (where users cannot write) first, then status."""
+        published = self._published(work, declared, current.last_known_good)
+        if current.last_known_good != published:
+            await self.ownership.save_last_known_good(work.ref, current, published)
         work.status = work.status.model_copy(
             update={
-                "renku_id": renku_id,
+                "renku_id": current.renku_id,
                 "published": published,
-                "last_sync_time": now,
+                "last_sync_time": cond.now(),
                 "create_attempt": None,
             }
         )
         work.condition(cond.SYNCED, "True", reason, msg)
 
     def _failed(self, work: Work, exc: RenkuError) -> None:
-        self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
+        self._back_off(work)
         if isinstance(exc, RenkuValidationError):
             reason, hint = "RejectedByRenku", "Fix the spec so that Renku accepts it."
         elif isinstance(exc, RenkuCredentialsError):
@@ -268,6 +420,37 @@ class Publisher:
         else:
             reason, hint = "RenkuError", "Will retry."
         work.condition(cond.SYNCED, "False", reason, f"{exc} {hint}")
+
+
+def effective_policy(
+    settings: Settings, namespace: str, policy: DeletionPolicy | None
+) -> DeletionPolicy:
+    """deletionPolicy as applied: Delete outside trusted namespaces is an Archive."""
+    chosen: DeletionPolicy = policy or "Archive"
+    if chosen == "Delete" and not settings.is_trusted(namespace):
+        return "Archive"
+    return chosen
+
+
+def not_applied(exc: RenkuError) -> bool:
+    """Whether a failed POST certainly created nothing."""
+    if isinstance(exc, RenkuValidationError | RenkuCredentialsError):
+        return True
+    return isinstance(exc, RenkuUnavailableError) and not exc.maybe_applied
+
+
+def ambiguous_message(exc: AmbiguousRecoveryError) -> str:
+    return (
+        f"An earlier create whose answer was lost matches {len(exc.ids)} environments in "
+        f"Renku: {', '.join(exc.ids)}. The operator does not guess which one it made, and "
+        "creates none. Delete or archive the duplicates in Renku's admin panel (the one left "
+        "is recovered), or set spec.renkuId to the one to keep."
+    )
+
+
+def _owner_name(exc: OwnershipConflictError) -> str:
+    owner = exc.owner
+    return f"{owner.namespace}/{owner.name}" if owner else "unknown"
 
 
 def report_kept(work: Work) -> None:

@@ -8,7 +8,7 @@ and the Events to post; the kopf handler only applies them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Container, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..api.spec import GlobalEnvironmentSpec
@@ -50,20 +50,16 @@ class Reconciler:
         self.smoke_gate = SmokeGate(smoke)
         self._locks: dict[str, asyncio.Lock] = {}
         self._statuses = StatusMemory()
-        # Renku id -> uid, from what this process produced: current even before kopf's index
-        # has seen the status write that carries the id.
-        self._owners: dict[str, str] = {}
 
     async def reconcile(
         self,
         ref: ObjectRef,
         raw_spec: Mapping[str, Any],
         raw_status: Mapping[str, Any],
-        claimed: Container[str],
     ) -> Outcome:
         lock = self._locks.setdefault(ref.uid, asyncio.Lock())
         async with lock:
-            return await self._reconcile(ref, raw_spec, raw_status, claimed)
+            return await self._reconcile(ref, raw_spec, raw_status)
 
     async def retire(
         self,
@@ -88,7 +84,6 @@ class Reconciler:
             return outcome
 
     def forget(self, uid: str) -> None:
-        self._owners = {rid: owner for rid, owner in self._owners.items() if owner != uid}
         self._statuses.forget(uid)
         self._locks.pop(uid, None)
         if self.publisher is not None:
@@ -101,22 +96,16 @@ class Reconciler:
         ref: ObjectRef,
         raw_spec: Mapping[str, Any],
         raw_status: Mapping[str, Any],
-        claimed: Container[str],
     ) -> Outcome:
         status = self._statuses.current(ref.uid, raw_status)
         work = Work(ref, status, cond.initial(status.conditions, ref.generation))
         spec = self._validate(work, raw_spec)
-        others = _Claimed(claimed, self._owners, ref.uid)
-        done = spec is None or await self._pipeline(work, spec, others)
+        done = spec is None or await self._pipeline(work, spec)
         outcome = self._finish(work, done, start=status)
         self._statuses.remember(ref.uid, raw_status, outcome)
-        if outcome.status.renku_id:
-            self._owners[outcome.status.renku_id] = ref.uid
         return outcome
 
-    async def _pipeline(
-        self, work: Work, spec: GlobalEnvironmentSpec, claimed: Container[str]
-    ) -> bool:
+    async def _pipeline(self, work: Work, spec: GlobalEnvironmentSpec) -> bool:
         """Image -> smoke test -> publish. False while a smoke test is still running."""
         image = await self.image_gate.verify(work, spec)
         if self.renku_check is not None:  # Renku's own checks of what it will receive
@@ -126,11 +115,9 @@ class Reconciler:
             work.condition(cond.SYNCED, "False", "RenkuNotConfigured", NOT_CONFIGURED)
         elif tested and self.publisher is not None:
             pin = spec.image_policy is not None and spec.image_policy.pin_digest
-            await self.publisher.publish(
-                work, spec, image if pin and image else spec.image, claimed
-            )
+            await self.publisher.publish(work, spec, image if pin and image else spec.image)
         elif tested is False and self.publisher is not None:
-            await self.publisher.hold(work, spec, claimed)
+            await self.publisher.hold(work, spec)
         elif tested is False:
             report_kept(work)
         if image and tested is not None:
@@ -164,17 +151,3 @@ class Reconciler:
         else:
             work.condition(cond.VALIDATED, "True", "Valid", "The spec is valid.")
         return spec
-
-
-class _Claimed:
-    """Renku ids owned by other objects: by the caller's word (kopf's index) or by what this
-    process itself published for another object."""
-
-    def __init__(self, claimed: Container[str], owners: Mapping[str, str], uid: str) -> None:
-        self._claimed, self._owners, self._uid = claimed, owners, uid
-
-    def __contains__(self, renku_id: object) -> bool:
-        if renku_id in self._claimed:
-            return True
-        owner = self._owners.get(renku_id) if isinstance(renku_id, str) else None
-        return owner is not None and owner != self._uid

@@ -2,16 +2,16 @@
 
 The Renku id is the only identity (names are not unique). A create whose answer was lost is
 recovered from the list, never repeated blindly: before a POST, the caller records a create
-attempt (time + fingerprint) in status; a later run finds the environment that attempt made.
+attempt (time + what it sends) in a claim; a later run finds the environment that attempt made.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Container, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from ..api.spec import DeletionPolicy
@@ -19,10 +19,14 @@ from ..clients.renku import RenkuClient
 from ..clients.renku_errors import RenkuInUseError, RenkuNotFoundError
 from ..domain import payload
 from ..domain.payload import Declared, FieldDiff
+from .ownership import Attempt, AttemptInFlightError, Ownership, parse_time
+from .work import ObjectRef
 
 Action = Literal["Created", "Recovered", "Adopted", "Updated", "InSync", "Drifted", "Missing"]
-# How far a server's creation_date may lie before our recorded attempt (clock skew).
-CLOCK_SKEW = timedelta(seconds=120)
+# How far Renku's creation_date may lie before our recorded attempt: clock skew between the
+# operator and Renku, and Renku's dates in whole seconds. Small on purpose: an identical
+# environment someone made before the attempt must not pass for ours.
+CLOCK_SKEW = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,14 @@ class SyncResult:
     action: Action
     renku_id: str | None
     changes: list[FieldDiff] = field(default_factory=list)
+
+
+class AmbiguousRecoveryError(Exception):
+    """A lost create matches several environments: a human decides which one is ours."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(", ".join(ids))
+        self.ids = ids
 
 
 class AdoptionError(Exception):
@@ -67,18 +79,54 @@ class RenkuSnapshot:
 
 
 class RenkuSync:
-    """Create/update/adopt/delete against one Renku, as the reconciler asks."""
+    """The only place that writes to Renku: create, update, retire. Every write to an existing
+    environment is verified first against the operator's ownership records."""
 
-    def __init__(self, client: RenkuClient, snapshot: RenkuSnapshot) -> None:
+    def __init__(self, client: RenkuClient, snapshot: RenkuSnapshot, ownership: Ownership) -> None:
         self.client = client
         self.snapshot = snapshot
+        self.ownership = ownership
+        # Per object, the attempt whose POST this process saw answered (even with an error):
+        # it is not in flight any more, whatever its age.
+        self._answered: dict[str, str] = {}
 
-    async def adopt(self, env_id: str, claimed: Container[str]) -> dict[str, Any]:
-        if env_id in claimed:
-            raise AdoptionError(
-                f"environment {env_id} is already managed by another GlobalEnvironment: "
-                "one Renku environment can have only one owner"
+    def forget(self, uid: str) -> None:
+        self._answered.pop(uid, None)
+        self.ownership.forget(uid)
+
+    def answered(self, uid: str, attempt: Attempt) -> None:
+        self._answered[uid] = attempt.started_at
+
+    def in_flight_until(self, uid: str, attempt: Attempt) -> datetime | None:
+        """When a recorded create stops counting as maybe in flight (None: it does not).
+
+        The POST is cut off after the client's whole budget (timeout x attempts + backoff);
+        clock skew between replicas is added on top.
+        """
+        if self._answered.get(uid) == attempt.started_at:
+            return None
+        until = attempt.started + timedelta(seconds=self.client.call_budget) + CLOCK_SKEW
+        return until if datetime.now(UTC) < until else None
+
+    async def settle(self, uid: str, attempt: Attempt) -> str | None:
+        """The environment a recorded create made; None when it certainly made none.
+
+        AmbiguousRecoveryError for several candidates; AttemptInFlightError while it may still
+        be on its way (no second POST before it has expired)."""
+        found = await self.candidates(attempt)
+        if len(found) > 1:
+            raise AmbiguousRecoveryError(found)
+        if found:
+            return found[0]
+        until = self.in_flight_until(uid, attempt)
+        if until is not None:
+            raise AttemptInFlightError(
+                f"a create recorded at {attempt.started_at} may still be on its way to Renku; "
+                f"no second one is sent before {until.strftime('%Y-%m-%dT%H:%M:%SZ')}"
             )
+        return None
+
+    async def adopt(self, env_id: str) -> dict[str, Any]:
         try:
             return await self.client.get_environment(env_id)
         except RenkuNotFoundError:
@@ -93,36 +141,41 @@ class RenkuSync:
         except RenkuNotFoundError:
             return None
 
-    async def recover(
-        self, declared: Declared, started_at: datetime, claimed: Container[str]
-    ) -> str | None:
-        """The environment a lost create made, if any: same state, made after the attempt."""
+    async def candidates(self, attempt: Attempt) -> list[str]:
+        """Environments a lost create may have made: what the attempt sent, created no earlier
+        than it started (minus clock skew), owned by no one. Oldest first."""
+        claimed = await self.ownership.claimed_ids()
         self.snapshot.invalidate()
-        candidates = [
+        earliest = attempt.started - CLOCK_SKEW
+        found = [
             env
             for env in (await self.snapshot.get()).values()
             if env["id"] not in claimed
-            and not payload.diff(declared, payload.observed_state(env))
-            and _created_after(env, started_at - CLOCK_SKEW)
+            and not payload.diff(attempt.environment, payload.observed_state(env))
+            and _created_after(env, earliest)
         ]
-        candidates.sort(key=lambda env: str(env.get("creation_date", "")))
-        return candidates[0]["id"] if candidates else None
+        found.sort(key=lambda env: str(env.get("creation_date", "")))
+        return [str(env["id"]) for env in found]
 
-    async def create(
-        self, declared: Declared, record_attempt: Callable[[], Awaitable[None]]
-    ) -> str:
-        await record_attempt()
+    async def create(self, declared: Declared) -> str:
+        """POST; the caller has recorded the attempt first."""
         created = await self.client.create_environment(payload.create_payload(declared))
         self.snapshot.invalidate()
         return str(created["id"])
 
-    async def update(self, env_id: str, changes: list[FieldDiff]) -> None:
+    async def update(self, owner: ObjectRef, env_id: str, changes: list[FieldDiff]) -> None:
+        await self.ownership.verify(owner, env_id)
         await self.client.patch_environment(env_id, payload.patch_payload(changes))
+        self.snapshot.invalidate()
 
-    async def retire(self, env_id: str, policy: DeletionPolicy) -> tuple[str, str]:
+    async def retire(
+        self, owner: ObjectRef, env_id: str, policy: DeletionPolicy
+    ) -> tuple[str, str]:
         """Apply a deletion policy; returns the Event's reason and message."""
         if policy == "Orphan":
             return "Orphaned", f"Left environment {env_id} in Renku (deletionPolicy Orphan)."
+        await self.ownership.verify(owner, env_id)
+        self.snapshot.invalidate()
         if policy == "Delete":
             try:
                 await self.client.delete_environment(env_id)
@@ -145,6 +198,6 @@ def _created_after(env: Mapping[str, Any], moment: datetime) -> bool:
     if not isinstance(created, str):
         return False
     try:
-        return datetime.fromisoformat(created.replace("Z", "+00:00")) >= moment
+        return parse_time(created) >= moment
     except ValueError:
         return False

@@ -1,7 +1,10 @@
 """Retiring: what happens in Renku when a GlobalEnvironment is deleted (spec.deletionPolicy).
 
-Bounded: after `delete_attempts` failed attempts the Synced condition says how to release the
-object without touching Renku, and the finalizer is retried slowly from then on.
+What is retired comes from the operator's claims, not from status.renkuId: every environment
+the object owns, and the one a create whose answer was lost made (recovered first). Outside
+TRUSTED_NAMESPACES, Delete is applied as Archive. Bounded: after `delete_attempts` failed
+attempts the Synced condition says how to release the object without touching Renku, and the
+finalizer is retried slowly from then on.
 """
 
 from __future__ import annotations
@@ -10,50 +13,93 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..api.spec import DeletionPolicy
+from ..clients.claims import ClaimError
 from ..clients.renku_errors import RenkuError
 from ..config import Settings
 from ..domain import conditions as cond
-from .renku_sync import RenkuSync
+from .ownership import AttemptInFlightError, OwnershipConflictError
+from .publishing import ADMIN_SETTING, ambiguous_message, effective_policy
+from .renku_sync import AmbiguousRecoveryError, RenkuSync
 from .work import Work
+
+_FAILURES = (
+    RenkuError,
+    ClaimError,
+    OwnershipConflictError,
+    AttemptInFlightError,
+    AmbiguousRecoveryError,
+)
 
 
 class Retirer:
     def __init__(self, settings: Settings, sync: RenkuSync) -> None:
         self.settings = settings
         self.sync = sync
+        self.ownership = sync.ownership
 
     async def retire(self, work: Work, raw_spec: Mapping[str, Any], attempt: int) -> float | None:
         """Apply spec.deletionPolicy in Renku. Returns a retry delay, or None when done."""
-        renku_id = work.status.renku_id
         raw_policy = raw_spec.get("deletionPolicy")
         # Archive is the safe choice for a value the API server should not have taken.
-        policy: DeletionPolicy = raw_policy if raw_policy in ("Delete", "Orphan") else "Archive"
-        if renku_id is None:
-            return None
-        if raw_spec.get("suspend"):
-            work.event(
-                "Warning",
-                "Orphaned",
-                f"spec.suspend is true: left environment {renku_id} in Renku untouched.",
-            )
-            return None
+        asked: DeletionPolicy = raw_policy if raw_policy in ("Delete", "Orphan") else "Archive"
+        policy = effective_policy(self.settings, work.ref.namespace, asked)
         try:
-            reason, done = await self.sync.retire(renku_id, policy)
-        except RenkuError as exc:
-            return self._retire_failed(work, exc, attempt, renku_id)
-        work.event("Normal", reason, done)
+            await self._retire(work, policy, asked, suspended=bool(raw_spec.get("suspend")))
+        except _FAILURES as exc:
+            return self._retire_failed(work, exc, attempt)
         return None
 
-    def _retire_failed(self, work: Work, exc: RenkuError, attempt: int, renku_id: str) -> float:
+    async def _retire(
+        self, work: Work, policy: DeletionPolicy, asked: DeletionPolicy, *, suspended: bool
+    ) -> None:
+        ref, status_id = work.ref, work.status.renku_id
+        trusted = self.settings.is_trusted(ref.namespace)
+        may_migrate = status_id is not None and await self.ownership.may_migrate(ref, trusted)
+        resolution = await self.ownership.resolve(ref, status_id, may_migrate)
+        if resolution.forged:
+            work.event("Warning", "ForgedStatus", f"{resolution.forged}: not retired.")
+        owned = list(resolution.owned)
+        pending = await self.ownership.attempt(ref)
+        if pending is not None and policy != "Orphan" and not suspended:
+            found = await self.sync.settle(ref.uid, pending)
+            if found is not None:
+                owned.append(await self.ownership.claim(ref, found))
+                work.event(
+                    "Normal",
+                    "Recovered",
+                    f"Found environment {found} from an earlier create whose answer was lost.",
+                )
+        for record in owned:
+            renku_id = record.renku_id
+            if suspended:
+                work.event(
+                    "Warning",
+                    "Orphaned",
+                    f"spec.suspend is true: left environment {renku_id} in Renku untouched.",
+                )
+            else:
+                reason, done = await self.sync.retire(ref, renku_id, policy)
+                if asked != policy:
+                    done += (
+                        f" deletionPolicy Delete is not allowed in namespace {ref.namespace}: "
+                        f"archived instead (an admin may trust it in {ADMIN_SETTING})."
+                    )
+                work.event("Normal", reason, done)
+            await self.ownership.release(ref, record)
+        if pending is not None:
+            await self.ownership.clear_attempt(ref, pending)
+
+    def _retire_failed(self, work: Work, exc: Exception, attempt: int) -> float:
         limit = self.settings.delete_attempts
+        what = ambiguous_message(exc) if isinstance(exc, AmbiguousRecoveryError) else str(exc)
         if attempt < limit:
-            msg = f"Could not clean up environment {renku_id} in Renku (attempt {attempt} of {limit}): {exc}"
+            msg = f"Could not clean up in Renku (attempt {attempt} of {limit}): {what}"
             work.condition(cond.SYNCED, "False", "Deleting", msg)
             return self.settings.retry_backoff_seconds
         msg = (
-            f"Deletion is blocked: {attempt} attempts to clean up environment {renku_id} in Renku "
-            f"failed ({exc}). Fix Renku's reachability or credentials, or release the object "
-            f"without touching Renku: kubectl patch globalenvironment {work.ref.name} -n "
+            f"Deletion is blocked: {attempt} attempts to clean up in Renku failed ({what}). "
+            "Fix Renku's reachability or credentials, or release the object without touching "
+            f"Renku: kubectl patch globalenvironment {work.ref.name} -n "
             f'{work.ref.namespace} --type merge -p \'{{"spec":{{"deletionPolicy":"Orphan"}}}}\''
         )
         work.condition(cond.SYNCED, "False", "DeletionBlocked", msg)

@@ -22,6 +22,9 @@ class ObjectRef:
     generation: int
     retest: str | None = None
     """Value of the renku.io/retest annotation: a new value asks for a new smoke test."""
+    created: str | None = None
+    """metadata.creationTimestamp (set by the API server): objects older than the ownership
+    records may have their status.renkuId migrated into a record."""
 
 
 @dataclass(frozen=True)

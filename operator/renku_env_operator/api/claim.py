@@ -1,0 +1,129 @@
+"""`GlobalEnvironmentClaim`: the operator's own records of who owns which Renku environment.
+
+Claims live only in the operator's namespace, which only the operator writes (users write
+GlobalEnvironments, and their status if they may, never these). Three kinds, told apart by name:
+
+- `env-<renku id, lower-cased>`: the GlobalEnvironment (namespace, name, uid) that owns that
+  Renku environment, and the last version of it that passed its checks. Created with a POST, so
+  the API server itself guarantees one owner per id, across restarts and HA handovers.
+- `attempt-<GlobalEnvironment uid>`: a create in Renku that is not confirmed yet: when it
+  started and what it sent. Written before the POST; a lost answer is recovered from it.
+- `ownership-era`: a marker whose creationTimestamp (set by the API server) says since when
+  ownership is recorded here; a GlobalEnvironment created before it may be migrated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from .crd import GROUP, VERSION, structural_schema
+from .spec import ApiModel
+from .status import PublishedStatus, RenkuEnvironmentState
+
+KIND = "GlobalEnvironmentClaim"
+PLURAL = "globalenvironmentclaims"
+SINGULAR = "globalenvironmentclaim"
+CRD_NAME = f"{PLURAL}.{GROUP}"
+API_VERSION = f"{GROUP}/{VERSION}"
+OWNER_UID_LABEL = f"{GROUP}/owner-uid"
+KIND_LABEL = f"{GROUP}/claim"
+ERA_NAME = "ownership-era"
+
+
+def id_claim_name(renku_id: str) -> str:
+    """Renku ids are ULIDs: lower-cased they are valid object names."""
+    return f"env-{renku_id.lower()}"
+
+
+def attempt_claim_name(owner_uid: str) -> str:
+    return f"attempt-{owner_uid.lower()}"
+
+
+class ClaimOwner(ApiModel):
+    """The GlobalEnvironment a claim belongs to."""
+
+    namespace: str
+    """Its namespace."""
+    name: str
+    """Its name."""
+    uid: str
+    """Its metadata.uid: a GlobalEnvironment deleted and created again is another owner."""
+
+
+class ClaimedCreateAttempt(ApiModel):
+    """A create in Renku whose answer has not been confirmed."""
+
+    started_at: str
+    """When it was recorded, just before the POST (RFC 3339, the operator's clock)."""
+    fingerprint: str
+    """Hash of the environment that was sent."""
+    environment: RenkuEnvironmentState
+    """The environment that was sent: a lost answer is recovered by matching it."""
+
+
+class GlobalEnvironmentClaimSpec(ApiModel):
+    """What the operator recorded; written by the operator only."""
+
+    owner: ClaimOwner | None = None
+    """The owning GlobalEnvironment (absent only on the ownership-era marker)."""
+    renku_id: str | None = Field(default=None, pattern=r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+    """The Renku environment this claim owns (ownership claims)."""
+    last_known_good: PublishedStatus | None = None
+    """The last version that passed its checks and was published: what is held against drift
+    while a newer spec fails (status.published only mirrors it)."""
+    create_attempt: ClaimedCreateAttempt | None = None
+    """The pending create (attempt claims)."""
+
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Renku ID", "type": "string", "jsonPath": ".spec.renkuId"},
+    {"name": "Owner", "type": "string", "jsonPath": ".spec.owner.name"},
+    {"name": "Namespace", "type": "string", "jsonPath": ".spec.owner.namespace"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def build_claim_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition of GlobalEnvironmentClaim."""
+    schema = {
+        "type": "object",
+        "description": (
+            "The renku-env-operator's record of which GlobalEnvironment owns a Renku "
+            "environment, or of a pending create. Written only by the operator, in its own "
+            "namespace; do not edit."
+        ),
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "APIVersion of this object."},
+            "kind": {"type": "string", "description": "Kind of this object."},
+            "metadata": {"type": "object"},
+            "spec": structural_schema(GlobalEnvironmentClaimSpec),
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": CRD_NAME},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "categories": ["renku"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {"openAPIV3Schema": schema},
+                }
+            ],
+        },
+    }

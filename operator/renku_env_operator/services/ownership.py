@@ -1,0 +1,355 @@
+"""Who owns which Renku environment, from the operator's own claims (never from a status).
+
+A GlobalEnvironment's status can be written by anyone with rights on `globalenvironments/status`,
+in its namespace: it says what the operator did, it does not decide what the operator may do.
+That is decided by the GlobalEnvironmentClaims in the operator's own namespace (api/claim.py):
+
+- one claim per Renku id, created atomically (a POST: 409 means another owner), which holds the
+  owner and the last known good version;
+- one claim per GlobalEnvironment for a create that is not confirmed yet, written before the
+  POST to Renku.
+
+`Ownership.verify` is asked before every PATCH, archive and delete (RenkuSync does it), so an id
+owned by another GlobalEnvironment is never written to, whatever any status says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..api import claim as api
+from ..api.claim import ClaimedCreateAttempt, ClaimOwner, GlobalEnvironmentClaimSpec
+from ..api.status import PublishedStatus, RenkuEnvironmentState
+from ..clients.claims import ClaimConflictError, ClaimError, ClaimsClient
+from ..domain.payload import Declared
+from .work import ObjectRef
+
+
+class OwnershipConflictError(Exception):
+    """The Renku id is owned by another GlobalEnvironment: nothing may be written to it."""
+
+    def __init__(self, renku_id: str, owner: ClaimOwner | None) -> None:
+        who = f"{owner.namespace}/{owner.name}" if owner else "another GlobalEnvironment"
+        super().__init__(
+            f"Renku environment {renku_id} is owned by GlobalEnvironment {who} "
+            "(one Renku environment has one owner): nothing was written to it"
+        )
+        self.renku_id = renku_id
+        self.owner = owner
+
+
+class AttemptInFlightError(Exception):
+    """Another create of this object may still be on its way to Renku."""
+
+
+@dataclass(frozen=True)
+class IdClaim:
+    """An ownership record: this object owns `renku_id`."""
+
+    renku_id: str
+    owner: ClaimOwner | None
+    last_known_good: PublishedStatus | None
+    resource_version: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A recorded create: what was sent, and when (just before the POST)."""
+
+    started_at: str
+    fingerprint: str
+    environment: Declared
+    resource_version: str
+
+    @property
+    def started(self) -> datetime:
+        return parse_time(self.started_at)
+
+
+@dataclass
+class Resolution:
+    """What a GlobalEnvironment owns, and how its status compared with the records."""
+
+    owned: list[IdClaim] = field(default_factory=list)
+    forged: str | None = None
+    """Why status.renkuId / status.published was not believed (None: it matched)."""
+    migrated: str | None = None
+    """A Renku id claimed now from a status written before ownership was recorded."""
+
+    def current(self, wanted: str | None, status_id: str | None) -> IdClaim | None:
+        """The claim the object publishes to: spec.renkuId's, else status', else the oldest."""
+        for renku_id in (wanted, status_id):
+            found = next((c for c in self.owned if c.renku_id == renku_id), None)
+            if found is not None:
+                return found
+        return None if wanted else (self.owned[0] if self.owned else None)
+
+
+def parse_time(value: str) -> datetime:
+    """An RFC 3339 time; ValueError if it is not one."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class Ownership:
+    """The claims of one operator (one namespace), with a per-object cache of what it owns.
+
+    The cache only saves reads: every write to Renku is verified against the API server.
+    """
+
+    def __init__(self, claims: ClaimsClient) -> None:
+        self.claims = claims
+        self._owned: dict[str, list[IdClaim]] = {}
+        self._era: datetime | None = None
+
+    def forget(self, uid: str) -> None:
+        self._owned.pop(uid, None)
+
+    # ------------------------------------------------------------ reading
+
+    async def owned(self, ref: ObjectRef, *, fresh: bool = False) -> list[IdClaim]:
+        """The ids `ref` owns (usually one; two while spec.renkuId replaces a created one)."""
+        if fresh or ref.uid not in self._owned:
+            items = await self.claims.list(_selector(ref.uid, "env"))
+            claims = sorted(
+                (c for c in map(_id_claim, items) if c is not None),
+                key=lambda c: c.renku_id,
+            )
+            self._owned[ref.uid] = [c for c in claims if c.owner and c.owner.uid == ref.uid]
+        return list(self._owned[ref.uid])
+
+    async def holder(self, renku_id: str) -> IdClaim | None:
+        """The record of `renku_id`, whoever owns it."""
+        return _id_claim(await self.claims.get(api.id_claim_name(renku_id)))
+
+    async def claimed_ids(self) -> set[str]:
+        """Every Renku id any GlobalEnvironment owns."""
+        items = await self.claims.list(f"{api.KIND_LABEL}=env")
+        return {c.renku_id for c in map(_id_claim, items) if c is not None}
+
+    async def resolve(self, ref: ObjectRef, status_id: str | None, may_migrate: bool) -> Resolution:
+        """What `ref` owns; status.renkuId is checked against the records, never believed."""
+        owned = await self.owned(ref)
+        if status_id is None or any(c.renku_id == status_id for c in owned):
+            return Resolution(owned)
+        owned = await self.owned(ref, fresh=True)  # another replica may have claimed it since
+        if any(c.renku_id == status_id for c in owned):
+            return Resolution(owned)
+        holder = await self.holder(status_id)
+        if holder is not None:
+            who = f"{holder.owner.namespace}/{holder.owner.name}" if holder.owner else "another"
+            return Resolution(
+                owned,
+                forged=f"status.renkuId names {status_id}, which GlobalEnvironment {who} owns",
+            )
+        if may_migrate and not owned:
+            claimed = await self.claim(ref, status_id)
+            return Resolution([claimed], migrated=status_id)
+        return Resolution(
+            owned,
+            forged=(
+                f"status.renkuId names {status_id}, which the operator's records do not give "
+                "to this GlobalEnvironment"
+            ),
+        )
+
+    async def may_migrate(self, ref: ObjectRef, trusted: bool) -> bool:
+        """Whether a status.renkuId without a record may be claimed: in a trusted namespace
+        (which may adopt anyway), or for an object older than the records themselves."""
+        if trusted:
+            return True
+        if ref.created is None:
+            return False
+        try:
+            return parse_time(ref.created) < await self.era()
+        except ValueError:
+            return False
+
+    async def era(self) -> datetime:
+        """Since when ownership is recorded (the marker's server-set creation time)."""
+        if self._era is None:
+            marker = await self.claims.get(api.ERA_NAME)
+            if marker is None:
+                try:
+                    marker = await self.claims.create(api.ERA_NAME, {}, {api.KIND_LABEL: "era"})
+                except ClaimConflictError:
+                    marker = await self.claims.get(api.ERA_NAME)
+            created = (marker or {}).get("metadata", {}).get("creationTimestamp")
+            if not isinstance(created, str):
+                raise ClaimError(f"the {api.ERA_NAME} claim has no creationTimestamp")
+            self._era = parse_time(created)
+        return self._era
+
+    # ------------------------------------------------------------ ownership of ids
+
+    async def claim(
+        self, ref: ObjectRef, renku_id: str, last_known_good: PublishedStatus | None = None
+    ) -> IdClaim:
+        """Take `renku_id` for `ref` (idempotent); OwnershipConflictError if someone has it."""
+        spec = GlobalEnvironmentClaimSpec(
+            owner=_owner(ref), renku_id=renku_id, last_known_good=last_known_good
+        )
+        name = api.id_claim_name(renku_id)
+        try:
+            created = _id_claim(await self.claims.create(name, _dump(spec), _labels(ref, "env")))
+        except ClaimConflictError:
+            created = await self.holder(renku_id)
+            if created is None or created.owner is None or created.owner.uid != ref.uid:
+                raise OwnershipConflictError(renku_id, created.owner if created else None) from None
+        if created is None:
+            raise ClaimError(f"the claim of {renku_id} came back unreadable")
+        self._remember(ref.uid, created)
+        return created
+
+    async def verify(self, ref: ObjectRef, renku_id: str) -> IdClaim:
+        """Right before a write: `ref` owns `renku_id`, as the API server holds it now.
+
+        A record an admin deleted is taken again, if no one else took the id meanwhile.
+        """
+        holder = await self.holder(renku_id)
+        if holder is None:
+            return await self.claim(ref, renku_id)
+        if holder.owner is None or holder.owner.uid != ref.uid:
+            self._drop(ref.uid, renku_id)
+            raise OwnershipConflictError(renku_id, holder.owner)
+        return holder
+
+    async def save_last_known_good(
+        self, ref: ObjectRef, current: IdClaim, published: PublishedStatus
+    ) -> IdClaim:
+        spec = GlobalEnvironmentClaimSpec(
+            owner=_owner(ref), renku_id=current.renku_id, last_known_good=published
+        )
+        name = api.id_claim_name(current.renku_id)
+        try:
+            raw = await self.claims.update(name, _dump(spec, nulls=True), current.resource_version)
+        except ClaimConflictError:
+            self.forget(ref.uid)  # read again next time
+            raise
+        saved = _id_claim(raw)
+        if saved is None:
+            raise ClaimError(f"the claim of {current.renku_id} came back unreadable")
+        self._remember(ref.uid, saved)
+        return saved
+
+    async def release(self, ref: ObjectRef, current: IdClaim) -> None:
+        """The object no longer owns the id (retired): others may adopt it."""
+        await self.claims.delete(api.id_claim_name(current.renku_id), current.resource_version)
+        self._drop(ref.uid, current.renku_id)
+
+    # ------------------------------------------------------------ create attempts
+
+    async def attempt(self, ref: ObjectRef) -> Attempt | None:
+        return _attempt(await self.claims.get(api.attempt_claim_name(ref.uid)))
+
+    async def record_attempt(
+        self, ref: ObjectRef, fingerprint: str, environment: Declared, replacing: Attempt | None
+    ) -> Attempt:
+        """Record a create before it is sent; AttemptInFlightError if another one got there
+        first (the record changed or appeared since it was read)."""
+        spec = GlobalEnvironmentClaimSpec(
+            owner=_owner(ref),
+            create_attempt=ClaimedCreateAttempt(
+                started_at=_now(),
+                fingerprint=fingerprint,
+                environment=RenkuEnvironmentState.model_validate(environment),
+            ),
+        )
+        name = api.attempt_claim_name(ref.uid)
+        try:
+            if replacing is None:
+                raw = await self.claims.create(name, _dump(spec), _labels(ref, "attempt"))
+            else:
+                raw = await self.claims.update(
+                    name, _dump(spec, nulls=True), replacing.resource_version
+                )
+        except ClaimConflictError:
+            raise AttemptInFlightError(
+                "another create of this GlobalEnvironment was recorded at the same time"
+            ) from None
+        recorded = _attempt(raw)
+        if recorded is None:
+            raise ClaimError(
+                f"the create attempt of {ref.namespace}/{ref.name} came back unreadable"
+            )
+        return recorded
+
+    async def clear_attempt(self, ref: ObjectRef, attempt: Attempt) -> None:
+        """The create is settled (confirmed, recovered, or certainly not carried out)."""
+        try:
+            await self.claims.delete(api.attempt_claim_name(ref.uid), attempt.resource_version)
+        except ClaimConflictError:
+            return  # replaced by a newer attempt meanwhile: that one is not ours to clear
+
+    # ------------------------------------------------------------ cache
+
+    def _remember(self, uid: str, claim: IdClaim) -> None:
+        if uid in self._owned:
+            others = [c for c in self._owned[uid] if c.renku_id != claim.renku_id]
+            self._owned[uid] = sorted([*others, claim], key=lambda c: c.renku_id)
+
+    def _drop(self, uid: str, renku_id: str) -> None:
+        if uid in self._owned:
+            self._owned[uid] = [c for c in self._owned[uid] if c.renku_id != renku_id]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _owner(ref: ObjectRef) -> ClaimOwner:
+    return ClaimOwner(namespace=ref.namespace, name=ref.name, uid=ref.uid)
+
+
+def _labels(ref: ObjectRef, kind: str) -> dict[str, str]:
+    return {api.OWNER_UID_LABEL: ref.uid, api.KIND_LABEL: kind}
+
+
+def _selector(uid: str, kind: str) -> str:
+    return f"{api.OWNER_UID_LABEL}={uid},{api.KIND_LABEL}={kind}"
+
+
+def _dump(spec: GlobalEnvironmentClaimSpec, *, nulls: bool = False) -> dict[str, Any]:
+    """The spec as stored; for an update (a merge patch) with nulls, which remove keys."""
+    return spec.model_dump(by_alias=True, exclude_none=not nulls, mode="json")
+
+
+def _spec(raw: dict[str, Any] | None) -> tuple[GlobalEnvironmentClaimSpec, str] | None:
+    """A stored claim's spec; one that does not parse (edited by hand) counts as none."""
+    if not raw:
+        return None
+    try:
+        spec = GlobalEnvironmentClaimSpec.model_validate(raw.get("spec") or {})
+    except ValueError:
+        return None
+    return spec, str((raw.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _id_claim(raw: dict[str, Any] | None) -> IdClaim | None:
+    parsed = _spec(raw)
+    if parsed is None or parsed[0].renku_id is None:
+        return None
+    spec, version = parsed
+    assert spec.renku_id is not None
+    return IdClaim(spec.renku_id, spec.owner, spec.last_known_good, version)
+
+
+def _attempt(raw: dict[str, Any] | None) -> Attempt | None:
+    parsed = _spec(raw)
+    if parsed is None or parsed[0].create_attempt is None:
+        return None
+    spec, version = parsed
+    attempt = spec.create_attempt
+    assert attempt is not None
+    try:
+        parse_time(attempt.started_at)
+    except ValueError:
+        return None
+    return Attempt(
+        attempt.started_at,
+        attempt.fingerprint,
+        attempt.environment.model_dump(by_alias=False),
+        version,
+    )
