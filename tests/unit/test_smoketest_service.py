@@ -362,6 +362,50 @@ async def test_failed_session_url_fails_the_test() -> None:
     assert f"{name}-probe" not in kube.pods
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # The API server could not dial the pod: its own Status, not the session's 503.
+        ProxyResponse(
+            503,
+            {"Content-Type": "application/json"},
+            json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503,
+                        "message": "error trying to reach service: dial tcp 10.1.2.3:8888: i/o timeout"}),
+        ),
+        # A proxy in front of the API server relabelled the API server's 401 as text.
+        ProxyResponse(
+            401,
+            {"Content-Type": "text/plain"},
+            json.dumps({"kind": "Status", "apiVersion": "v1", "code": 401, "message": "Unauthorized"}),
+        ),
+        # A gateway in front of the API server sends us to its login, off the pod's proxy.
+        ProxyResponse(302, {"Location": "/api/v1/namespaces/kube-system/services/login/proxy/"}, ""),
+    ],
+    ids=["status-503", "relabelled-401", "redirect-off-the-proxy"],
+)  # fmt: skip
+async def test_an_api_server_answer_is_not_the_sessions(answer: ProxyResponse) -> None:
+    kube = FakeKube()
+    smoke = make_tester(kube)
+    status = await smoke.step(TARGET, SPEC, IMAGE, None, now=T0)
+    name = kube.one()["metadata"]["name"]
+    base = next(
+        e["value"]
+        for e in kube.one()["spec"]["containers"][0]["env"]
+        if e["name"] == "RENKU_BASE_URL_PATH"
+    )
+    kube.proxy[f"{name}:{SPEC.port or 8080}{base}/lab"] = answer
+    kube.set_status(name, running(ready=True))
+    status = await smoke.step(TARGET, SPEC, IMAGE, status, now=later(40))
+    kube.set_status(f"{name}-probe", probe_done())
+    for container, text in GOOD_PROBE_LOGS.items():
+        kube.logs[f"{name}-probe", container, False] = text
+    status = await smoke.step(TARGET, SPEC, IMAGE, status, now=later(60))
+    (url,) = [c for c in status.checks if c.name == "SessionUrl"]
+    assert (url.result, status.result) == ("Skipped", "Passed"), url
+    assert url.message.startswith("could not reach the session: ")
+    assert "its own login" not in url.message
+
+
 async def test_slot_limit_makes_it_wait() -> None:
     kube = FakeKube()
     smoke = make_tester(kube, smoke_max_concurrent=1)
