@@ -21,6 +21,7 @@ from renku_env_operator.clients.registry import (
     InvalidImageError,
     RegistryClient,
     RegistryError,
+    RegistryResponseTooLargeError,
     RegistryUnavailableError,
 )
 from renku_env_operator.clients.registry_auth import AnonymousTokenAuth, parse_challenge
@@ -211,14 +212,16 @@ async def test_streamed_manifest_over_the_limit_is_refused() -> None:
 
     registry.before.append(chunked)
     async with client(registry, max_manifest_bytes=len(registry.manifest) * 2) as registry_client:
-        with pytest.raises(InvalidImageError, match="larger than the limit"):
+        with pytest.raises(RegistryResponseTooLargeError, match="too large"):
             await registry_client.inspect(REF)
 
 
 async def test_config_over_the_limit_is_refused_before_download() -> None:
     registry = FakeRegistry()
     async with client(registry, max_config_bytes=10) as registry_client:
-        with pytest.raises(InvalidImageError, match=r"config blob .* over the limit of 10"):
+        with pytest.raises(
+            RegistryResponseTooLargeError, match=r"config blob .* over the limit of 10"
+        ):
             await registry_client.inspect(REF)
     assert not any("blobs" in key for key in registry.requests)
 

@@ -32,6 +32,8 @@ NEEDS_HUMAN = frozenset(
         "NonSemverTag",
         "InvalidImageReference",
         "ImageCheckFailed",
+        "RegistryNotAllowed",
+        "RegistryResponseTooLarge",
         "SmokeTestFailed",
         "RejectedByRenku",
         "RenkuNotConfigured",
