@@ -8,7 +8,7 @@ before any connection, which a spying network backend proves.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpcore
@@ -49,12 +49,24 @@ class SpyBackend(httpcore.AsyncNetworkBackend):
         self.connected: list[str] = []
 
     async def connect_tcp(
-        self, host: str, port: int, **options: Any
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         self.connected.append(host)
-        return await self.inner.connect_tcp(host, port, **options)
+        return await self.inner.connect_tcp(
+            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
 
-    async def connect_unix_socket(self, path: str, **options: Any) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         raise AssertionError("no unix sockets")
 
     async def sleep(self, seconds: float) -> None:
