@@ -108,7 +108,9 @@ class Settings(BaseSettings):
     smoke_max_concurrent: int = Field(default=2, ge=1)
     """Smoke pods running at once; the rest wait their turn."""
     smoke_keep_failed_seconds: int = Field(default=3600, ge=0)
-    """How long a failed smoke pod is kept for `kubectl logs` before it is deleted."""
+    """How long a failed smoke pod is kept for `kubectl logs` before it is deleted. Its
+    containers are stopped at once (the pod object stays, its logs readable); a new test of the
+    same object deletes it sooner."""
     smoke_cpu_request: str = "100m"
     """CPU request of a smoke pod."""
     smoke_memory_request: str = "256Mi"
@@ -117,6 +119,12 @@ class Settings(BaseSettings):
     """CPU limit of a smoke pod."""
     smoke_memory_limit: str = "2Gi"
     """Memory limit of a smoke pod."""
+    smoke_ephemeral_storage_request: str = "100Mi"
+    """Ephemeral-storage request of a smoke pod (and of its probe pod): the writable layer,
+    logs and the disk-backed volumes."""
+    smoke_ephemeral_storage_limit: str = "1Gi"
+    """Ephemeral-storage limit of a smoke pod (and of its probe pod): above it the kubelet
+    evicts the pod (reason Evicted), so an image cannot fill the node's disk."""
     smoke_node_selector: dict[str, str] = Field(default_factory=dict)
     """Node selector for smoke pods, as JSON (e.g. GPU images need GPU nodes)."""
     smoke_tolerations: list[dict[str, Any]] = Field(default_factory=list)

@@ -55,6 +55,7 @@ class FakeKube:
         self.proxy: dict[str, ProxyResponse] = {}
         self.created: list[str] = []
         self.deleted: list[str] = []
+        self.stopped: list[str] = []
 
     async def create_pod(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(0)
@@ -97,6 +98,14 @@ class FakeKube:
         metadata = self.pods[name]["metadata"]
         metadata.setdefault("labels", {}).update(labels or {})
         metadata.setdefault("annotations", {}).update(annotations or {})
+        return copy.deepcopy(self.pods[name])
+
+    async def stop_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        if name not in self.pods:
+            raise KubeError(f"pods {name!r} not found", status=404)
+        self.pods[name]["spec"]["activeDeadlineSeconds"] = 1
+        self.stopped.append(name)
         return copy.deepcopy(self.pods[name])
 
     async def read_pod_log(
@@ -484,13 +493,70 @@ async def test_garbage_collection() -> None:
     young = await fail(SmokeTarget(name="b", namespace=NS, uid="uid-b", generation=1), 500)
     gone = await fail(SmokeTarget(name="c", namespace=NS, uid="uid-c", generation=1), 500)
     expired = await fail(SmokeTarget(name="d", namespace=NS, uid="uid-d", generation=1), 0)
-    assert set(kube.pods) == {old_generation, current, young, gone, expired}
+    # The new generation's test made room: one pod per object and purpose.
+    assert old_generation in kube.deleted
+    assert set(kube.pods) == {current, young, gone, expired}
 
     live = {"uid-lab", "uid-b", "uid-d"}
     deleted = await smoke.collect_garbage(now=later(700), live_uids=live)
-    # superseded generation, failed longer than 600s ago, GlobalEnvironment gone
-    assert sorted(deleted) == sorted([old_generation, current, expired, gone])
+    # failed longer than 600s ago, GlobalEnvironment gone
+    assert sorted(deleted) == sorted([current, expired, gone])
     assert set(kube.pods) == {young}
+
+
+async def test_a_failed_pod_is_stopped_at_once_and_kept_for_its_logs() -> None:
+    kube = FakeKube()
+    smoke = make_tester(kube)
+    status = await smoke.step(TARGET, SPEC, IMAGE, None, now=T0)
+    name = kube.one()["metadata"]["name"]
+    kube.set_status(name, running(ready=False, restarts=1))
+    failed = await smoke.step(TARGET, SPEC, IMAGE, status, now=later(30))
+    assert (failed.result, failed.reason) == ("Failed", "CrashedOnStart")
+    assert kube.stopped == [name]
+    assert kube.pods[name]["spec"]["activeDeadlineSeconds"] == 1  # the kubelet stops it now
+    assert name not in kube.deleted  # the pod object stays for `kubectl logs`
+
+
+async def test_a_failed_pod_that_cannot_be_stopped_still_gets_its_verdict() -> None:
+    kube = FakeKube()
+    smoke = make_tester(kube)
+    status = await smoke.step(TARGET, SPEC, IMAGE, None, now=T0)
+    name = kube.one()["metadata"]["name"]
+    kube.set_status(name, running(ready=False, restarts=1))
+
+    async def refuse(namespace: str, name: str) -> dict[str, Any]:
+        raise KubeError("pods is forbidden", status=403)
+
+    kube.stop_pod = refuse  # type: ignore[method-assign]
+    failed = await smoke.step(TARGET, SPEC, IMAGE, status, now=later(30))
+    assert (failed.result, failed.reason) == ("Failed", "CrashedOnStart")
+
+
+@pytest.mark.parametrize("fail_between", [False, True], ids=["while-running", "after-failures"])
+async def test_a_retest_flood_costs_one_pod(fail_between: bool) -> None:
+    kube = FakeKube()
+    smoke = make_tester(kube)
+    status: SmokeTestStatus | None = None
+    for retest in range(25):  # every new retest value asks for a test: previous=None
+        status = await smoke.step(TARGET, SPEC, IMAGE, None, now=later(retest))
+        sessions = [
+            p
+            for p in kube.pods.values()
+            if p["metadata"]["labels"]["renku.io/smoke-role"] == "session"
+        ]
+        assert len(sessions) == 1, [p["metadata"]["name"] for p in sessions]
+        if fail_between:
+            kube.set_status(sessions[0]["metadata"]["name"], running(ready=False, restarts=1))
+            status = await smoke.step(TARGET, SPEC, IMAGE, status, now=later(retest + 0.5))
+            assert status.result == "Failed"
+    assert len(kube.created) == (25 if fail_between else 1)
+
+
+async def test_two_steps_racing_for_one_object_start_one_pod() -> None:
+    kube = FakeKube()
+    smoke = make_tester(kube)
+    await asyncio.gather(*(smoke.step(TARGET, SPEC, IMAGE, None, now=T0) for _ in range(5)))
+    assert len(kube.created) == 1
 
 
 async def test_collect_garbage_keeps_running_tests() -> None:

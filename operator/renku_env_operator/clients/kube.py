@@ -162,6 +162,15 @@ class KubeClient:
         patch = self._core.patch_namespaced_pod
         return await self._call(patch, name, namespace, {"metadata": metadata})
 
+    async def stop_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        """Stop a pod's containers now, keeping the pod object (and its logs) for `kubectl logs`.
+
+        activeDeadlineSeconds may only be lowered on a running pod; at 1 the kubelet kills the
+        containers and the pod ends Failed (DeadlineExceeded), with restartPolicy Always too.
+        """
+        patch = self._core.patch_namespaced_pod
+        return await self._call(patch, name, namespace, {"spec": {"activeDeadlineSeconds": 1}})
+
     async def read_pod_log(
         self,
         namespace: str,
