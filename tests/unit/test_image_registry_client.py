@@ -510,3 +510,20 @@ async def test_a_compressed_answer_is_refused() -> None:
     async with client(registry) as registry_client:
         with pytest.raises(RegistryResponseTooLargeError, match="compressed with gzip"):
             await registry_client.inspect(REF)
+
+
+async def test_a_digest_that_is_not_a_digest_never_becomes_a_path() -> None:
+    registry = FakeRegistry()
+    registry.before.append(
+        lambda r: (
+            httpx.Response(
+                200, headers={"Docker-Content-Digest": "sha256:../../../../v2/other/manifests/x"}
+            )
+            if r.method == "HEAD"
+            else None
+        )
+    )
+    async with client(registry) as registry_client:
+        with pytest.raises(InvalidImageError, match="malformed digest"):
+            await registry_client.inspect(REF)
+    assert all(".." not in key for key in registry.requests)

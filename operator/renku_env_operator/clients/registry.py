@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Collection
 from types import TracebackType
 from typing import Self
@@ -46,6 +47,7 @@ from .registry_http import (
     retry_hook,
 )
 from .registry_manifests import (
+    DIGEST_PATTERN,
     MANIFEST_ACCEPT,
     Descriptor,
     ImageConfigBlob,
@@ -215,6 +217,8 @@ class RegistryClient:
                 raise InvalidImageError(f"{ref.familiar}: the registry serves digest {digest}")
             return ref.digest
         if digest:
+            if re.fullmatch(DIGEST_PATTERN, digest) is None:
+                raise InvalidImageError(f"{ref.familiar}: the registry sent a malformed digest")
             return str(digest)
         # Registries may leave the header out: fetch the manifest and hash it ourselves.
         response, body = await self._get(ref, url, MANIFEST_ACCEPT, what)
