@@ -7,6 +7,7 @@ before any connection, which a spying network backend proves.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,8 @@ SOCKET_SLACK = 24 * MIB
 
 
 class SpyBackend(httpcore.AsyncNetworkBackend):
-    """The real network backend, recording every host a connection was opened to."""
+    """The real network backend for loopback, recording every host a connection was opened to;
+    any other address is recorded and refused, never connected to."""
 
     def __init__(self) -> None:
         self.inner = httpcore.AnyIOBackend()
@@ -57,6 +59,10 @@ class SpyBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         self.connected.append(host)
+        if not _is_loopback_address(host):
+            # Never let a test's traffic leave loopback, even should the guard regress: the
+            # attempt is recorded (and fails the test), the connection is not made.
+            raise httpcore.ConnectError(f"test spy: refused to connect to {host}")
         return await self.inner.connect_tcp(
             host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
         )
@@ -71,6 +77,13 @@ class SpyBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
+
+
+def _is_loopback_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: the guard hands over addresses only
+        return False
 
 
 class Resolver:
