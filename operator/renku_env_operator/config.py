@@ -15,8 +15,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic_settings
-from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .domain.outbound import AddressPolicy, OutboundRuleError
 
 ENV_PREFIX = "RENKU_ENV_OPERATOR_"
 OPERATOR_NAME = "renku-env-operator"
@@ -103,7 +113,9 @@ class Settings(BaseSettings):
     smoke_max_concurrent: int = Field(default=2, ge=1)
     """Smoke pods running at once; the rest wait their turn."""
     smoke_keep_failed_seconds: int = Field(default=3600, ge=0)
-    """How long a failed smoke pod is kept for `kubectl logs` before it is deleted."""
+    """How long a failed smoke pod is kept for `kubectl logs` before it is deleted. Its
+    containers are stopped at once (the pod object stays, its logs readable); a new test of the
+    same object deletes it sooner."""
     smoke_cpu_request: str = "100m"
     """CPU request of a smoke pod."""
     smoke_memory_request: str = "256Mi"
@@ -112,6 +124,12 @@ class Settings(BaseSettings):
     """CPU limit of a smoke pod."""
     smoke_memory_limit: str = "2Gi"
     """Memory limit of a smoke pod."""
+    smoke_ephemeral_storage_request: str = "100Mi"
+    """Ephemeral-storage request of a smoke pod (and of its probe pod): the writable layer,
+    logs and the disk-backed volumes."""
+    smoke_ephemeral_storage_limit: str = "1Gi"
+    """Ephemeral-storage limit of a smoke pod (and of its probe pod): above it the kubelet
+    evicts the pod (reason Evicted), so an image cannot fill the node's disk."""
     smoke_node_selector: dict[str, str] = Field(default_factory=dict)
     """Node selector for smoke pods, as JSON (e.g. GPU images need GPU nodes)."""
     smoke_tolerations: list[dict[str, Any]] = Field(default_factory=list)
@@ -137,18 +155,42 @@ class Settings(BaseSettings):
     """Registry hosts spoken to over plain HTTP (tests, local mirrors)."""
     registry_timeout_seconds: float = Field(default=10.0, gt=0)
     """Timeout of one registry request."""
+    registry_check_deadline_seconds: float = Field(default=60.0, gt=0)
+    """One deadline for a whole image check (every request, retry, redirect and token fetch
+    of it): a registry that answers slowly, byte by byte, is cut off here."""
+    registry_internal_allowlist: CommaList = Field(default_factory=list)
+    """Registries that may be reached although they resolve to loopback, private, link-local
+    or cluster addresses (internal mirrors), comma-separated: host (any port), host:port, or a
+    CIDR range of addresses. Their redirect targets and token services must be listed too."""
+    cluster_cidrs: CommaList = Field(default_factory=list)
+    """The cluster's service and pod ranges (e.g. 10.96.0.0/12,10.244.0.0/16), comma-separated:
+    refused as registry targets like private ranges, even where they are public addresses."""
 
     @field_validator(
         "namespaces",
         "trusted_namespaces",
         "node_architectures",
         "registry_insecure_hosts",
+        "registry_internal_allowlist",
+        "cluster_cidrs",
         mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("registry_internal_allowlist", "cluster_cidrs")
+    @classmethod
+    def _outbound_rules(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        try:
+            if info.field_name == "cluster_cidrs":
+                AddressPolicy.of(cluster_cidrs=value)
+            else:
+                AddressPolicy.of(allowlist=value)
+        except OutboundRuleError as error:
+            raise ValueError(str(error)) from None
         return value
 
     @field_validator("log_level", mode="before")

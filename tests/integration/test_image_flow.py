@@ -79,6 +79,8 @@ class Flow:
         defaults = {
             "image_checks": True,
             "registry_insecure_hosts": [host or self.registry.host],
+            # The tests' registries live on loopback: allowed as internal mirrors.
+            "registry_internal_allowlist": ["127.0.0.1"],
             "node_architectures": ["amd64"],
         }
         await self.start_operator(**{**defaults, **settings})

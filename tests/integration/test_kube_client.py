@@ -43,6 +43,9 @@ async def test_pod_round_trip(kube: Kube) -> None:
     assert await k.read_pod_log("ns", "p1", tail_lines=1) == "line2\n"
     assert await k.read_pod_log("ns", "p1") == '{"json": "line"}\nline2\n'
     assert await k.read_pod_log("ns", "p1", previous=True) == "old\n"
+    stopped = await k.stop_pod("ns", "p1")
+    assert stopped["spec"]["activeDeadlineSeconds"] == 1
+    assert stopped["metadata"]["labels"] == {"a": "b", "x": "1"}  # the pod object stays
     await k.delete_pod("ns", "p1")
     await k.delete_pod("ns", "p1")
     assert await k.get_pod("ns", "p1") is None

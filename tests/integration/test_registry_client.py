@@ -13,8 +13,8 @@ import pytest
 from renku_env_operator.clients.registry import (
     ImageNotFoundError,
     ImageNotPublicError,
-    InvalidImageError,
     RegistryClient,
+    RegistryResponseTooLargeError,
     RegistryUnavailableError,
 )
 from renku_env_operator.domain.images import (
@@ -67,6 +67,8 @@ async def make_client() -> AsyncIterator[ClientFactory]:
             "retry_attempts": 3,
             "retry_wait_initial": 0.001,
             "retry_wait_max": 0.01,
+            # The tests' registries (and token services) live on loopback: an internal mirror.
+            "internal_allowlist": ["127.0.0.1"],
         }
         made = RegistryClient(insecure_registries=set(hosts), **{**defaults, **options})
         clients.append(made)
@@ -193,9 +195,11 @@ async def test_size_limits_are_enforced(
     registry: RegistryServer, repo: str, make_client: ClientFactory
 ) -> None:
     push_image(registry.url, repo, "1.0.0", config_padding=20_000)
-    with pytest.raises(InvalidImageError, match=r"config blob .* over the limit of 10000"):
+    with pytest.raises(
+        RegistryResponseTooLargeError, match=r"config blob .* over the limit of 10000"
+    ):
         await make_client(registry.host, max_config_bytes=10_000).inspect(ref(registry.host, repo))
-    with pytest.raises(InvalidImageError, match=r"manifest .* larger than the limit of 100"):
+    with pytest.raises(RegistryResponseTooLargeError, match=r"manifest .* too large"):
         await make_client(registry.host, max_manifest_bytes=100).inspect(ref(registry.host, repo))
 
 

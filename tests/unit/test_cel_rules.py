@@ -384,7 +384,24 @@ _STRINGS = [
     "img:Latest", "ghcr.io/org/img:café", "ghcr.io/org/img:ver\u00b2", "ghcr.io/örg/img",
     "localhost:5000/a", "[::1]:5000/a:b", f"a/b@sha256:{'0' * 64}", f"a/b:1@sha256:{'f' * 64}",
     "a/b@sha256:abc", "https://ghcr.io/a/b", "a//b", "a/b:", "-a/b",
+    "/..", "/../x", "/.", "/./x", "/x/..", "/%2e%2e/x", "/%2E%2e", "/.%2E/x", "/%2e./x", "/%2e",
+    "/x/..?q", "/x/.#f", "/..x", "/x..", "/a.b/c", "/.hidden", "/%2e%2ex", "/%2f..",
 ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path", ["/../../api/v1/namespaces/renku/secrets", "/%2e%2e/x", "/%2E%2E", "/.%2e/x",
+             "/%2e./x", "/./lab", "/lab/.", "/lab/..?next=/", "/lab/%2e#top"],
+)  # fmt: skip
+def test_dot_segments_are_refused_raw_and_encoded(path: str) -> None:
+    assert not rules.NO_DOT_SEGMENTS.check(path)
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/lab", "/lab/tree/a.ipynb", "/..hidden", "/x..", "/%2e%2ex"]
+)
+def test_dots_inside_a_segment_are_fine(path: str) -> None:
+    assert rules.NO_DOT_SEGMENTS.check(path)
 
 
 def _python_rule(crd_rule: Mapping[str, str]) -> rules.Rule:

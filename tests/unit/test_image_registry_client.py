@@ -21,6 +21,8 @@ from renku_env_operator.clients.registry import (
     InvalidImageError,
     RegistryClient,
     RegistryError,
+    RegistryNotAllowedError,
+    RegistryResponseTooLargeError,
     RegistryUnavailableError,
 )
 from renku_env_operator.clients.registry_auth import AnonymousTokenAuth, parse_challenge
@@ -211,14 +213,16 @@ async def test_streamed_manifest_over_the_limit_is_refused() -> None:
 
     registry.before.append(chunked)
     async with client(registry, max_manifest_bytes=len(registry.manifest) * 2) as registry_client:
-        with pytest.raises(InvalidImageError, match="larger than the limit"):
+        with pytest.raises(RegistryResponseTooLargeError, match="too large"):
             await registry_client.inspect(REF)
 
 
 async def test_config_over_the_limit_is_refused_before_download() -> None:
     registry = FakeRegistry()
     async with client(registry, max_config_bytes=10) as registry_client:
-        with pytest.raises(InvalidImageError, match=r"config blob .* over the limit of 10"):
+        with pytest.raises(
+            RegistryResponseTooLargeError, match=r"config blob .* over the limit of 10"
+        ):
             await registry_client.inspect(REF)
     assert not any("blobs" in key for key in registry.requests)
 
@@ -394,3 +398,132 @@ def test_parse_challenge(header: str, scheme: str, params: dict[str, str]) -> No
 
 def test_parse_empty_challenge() -> None:
     assert parse_challenge("") is None
+
+
+# --- what a registry may not make the client do (no network: MockTransport) ---
+
+
+def redirecting(location: str) -> Handler:
+    def hook(request: httpx.Request) -> httpx.Response | None:
+        if request.url.host == HOST and request.url.path.endswith("/manifests/1.0.0"):
+            return httpx.Response(302, headers={"Location": location})
+        return None
+
+    return hook
+
+
+async def test_a_redirect_from_https_to_http_is_refused() -> None:
+    registry = FakeRegistry()
+    registry.before.append(redirecting(f"http://{HOST}/v2/team/app/manifests/1.0.0"))
+    async with client(registry) as registry_client:
+        with pytest.raises(RegistryNotAllowedError, match="no downgrade from https to http"):
+            await registry_client.inspect(REF)
+    assert registry.requests == Counter({"HEAD /v2/team/app/manifests/1.0.0": 1})
+
+
+async def test_a_redirect_to_another_scheme_is_refused() -> None:
+    registry = FakeRegistry()
+    registry.before.append(redirecting("file:///etc/passwd"))
+    async with client(registry) as registry_client:
+        with pytest.raises(RegistryNotAllowedError, match="redirect to file"):
+            await registry_client.inspect(REF)
+
+
+async def test_redirects_are_limited() -> None:
+    hops: list[str] = []
+
+    def loop(request: httpx.Request) -> httpx.Response:
+        hops.append(str(request.url))
+        return httpx.Response(307, headers={"Location": f"/hop/{len(hops)}"})
+
+    async with client(FakeRegistry(), transport=httpx.MockTransport(loop)) as registry_client:
+        with pytest.raises(RegistryNotAllowedError, match="more than 3 redirects"):
+            await registry_client.inspect(REF)
+    assert len(hops) == 4  # the request and three redirects, not one more
+
+
+async def test_a_cdn_redirect_is_followed_and_a_redirect_loop_is_not() -> None:
+    registry = FakeRegistry()
+    registry.before.append(
+        lambda r: (
+            httpx.Response(302, headers={"Location": "/v2/team/app/manifests/1.0.0"})
+            if r.url.path == "/moved"
+            else None
+        )
+    )
+    registry.before.append(redirecting("https://registry.test/moved"))
+    async with client(registry) as registry_client:
+        with pytest.raises(RegistryNotAllowedError, match="more than 3 redirects"):
+            await registry_client.inspect(REF)
+    # A CDN-style redirect that ends somewhere is fine: one hop to another https path.
+    plain = FakeRegistry()
+    plain.before.append(
+        lambda r: (
+            httpx.Response(307, headers={"Location": f"https://cdn.test{r.url.path}"})
+            if r.url.host == HOST and "blobs" in r.url.path
+            else None
+        )
+    )
+    plain.before.append(
+        lambda r: httpx.Response(200, content=plain.config) if r.url.host == "cdn.test" else None
+    )
+    async with client(plain) as registry_client:
+        assert (await registry_client.inspect(REF)).digest == plain.digest
+
+
+async def test_a_token_realm_over_plain_http_is_refused_for_an_https_registry() -> None:
+    registry = FakeRegistry()
+    challenge = 'Bearer realm="http://auth.registry.test/token",service="registry.test"'
+    registry.before.append(
+        lambda r: (
+            httpx.Response(401, headers={"WWW-Authenticate": challenge})
+            if r.url.host == HOST
+            else None
+        )
+    )
+    async with client(registry) as registry_client:
+        with pytest.raises(RegistryNotAllowedError, match=r"token service auth\.registry\.test"):
+            await registry_client.inspect(REF)
+    assert not any("token" in key for key in registry.requests)
+
+
+async def test_a_tag_page_on_another_origin_is_refused() -> None:
+    def tags(request: httpx.Request) -> httpx.Response:
+        link = '<https://evil.test/v2/team/app/tags/list?last=x>; rel="next"'
+        return httpx.Response(200, json={"tags": ["1.0.0"]}, headers={"Link": link})
+
+    async with client(FakeRegistry(), transport=httpx.MockTransport(tags)) as registry_client:
+        with pytest.raises(RegistryNotAllowedError, match="another origin"):
+            await registry_client.list_tags(REF)
+
+
+async def test_a_compressed_answer_is_refused() -> None:
+    registry = FakeRegistry()
+    registry.send_digest_header = False
+    registry.before.append(
+        lambda r: (
+            httpx.Response(200, content=b"\x1f\x8b", headers={"Content-Encoding": "gzip"})
+            if r.method == "GET"
+            else None
+        )
+    )
+    async with client(registry) as registry_client:
+        with pytest.raises(RegistryResponseTooLargeError, match="compressed with gzip"):
+            await registry_client.inspect(REF)
+
+
+async def test_a_digest_that_is_not_a_digest_never_becomes_a_path() -> None:
+    registry = FakeRegistry()
+    registry.before.append(
+        lambda r: (
+            httpx.Response(
+                200, headers={"Docker-Content-Digest": "sha256:../../../../v2/other/manifests/x"}
+            )
+            if r.method == "HEAD"
+            else None
+        )
+    )
+    async with client(registry) as registry_client:
+        with pytest.raises(InvalidImageError, match="malformed digest"):
+            await registry_client.inspect(REF)
+    assert all(".." not in key for key in registry.requests)

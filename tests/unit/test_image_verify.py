@@ -15,6 +15,8 @@ from renku_env_operator.clients.registry_errors import (
     ImageNotPublicError,
     InvalidImageError,
     RegistryError,
+    RegistryNotAllowedError,
+    RegistryResponseTooLargeError,
     RegistryUnavailableError,
 )
 from renku_env_operator.config import Settings
@@ -143,7 +145,9 @@ async def test_a_new_image_or_an_unknown_object_is_asked_at_once(
         (RegistryUnavailableError("ghcr.io keeps answering 503"), "RegistryUnavailable"),
         (ImageNotFoundError("ghcr.io/acme/lab:1.2.3 not found"), "ImageNotFound"),
         (ImageNotPublicError("must be public"), "ImageNotPublic"),
-        (InvalidImageError("manifest too large"), "ImageCheckFailed"),
+        (InvalidImageError("manifest is malformed"), "ImageCheckFailed"),
+        (RegistryNotAllowedError("169.254.169.254 is a link-local address"), "RegistryNotAllowed"),
+        (RegistryResponseTooLargeError("more than 4194304 bytes"), "RegistryResponseTooLarge"),
     ],
 )
 async def test_a_failed_look_up_is_retried_after_the_backoff(
@@ -285,3 +289,14 @@ async def test_an_outage_after_a_good_check_keeps_the_facts_with_a_warning(
     registry.facts = facts("linux/amd64")
     again = await images.verify(spec(), kept, key="uid")
     assert [f for f in again.findings if f.check == "Registry"] == []
+
+
+async def test_a_refused_tag_listing_is_a_warning_naming_the_rule(
+    registry: FakeRegistry, clock: Clock
+) -> None:
+    registry.tags = RegistryNotAllowedError("the next page (Link header) points to evil.example")
+    checked = await verifier(registry, clock).verify(spec(), None, key="uid")
+    (finding,) = [f for f in checked.findings if f.check == "Updates"]
+    assert (finding.severity, finding.reason) == ("Warning", "RegistryNotAllowed")
+    assert "evil.example" in finding.message
+    assert checked.digest == DIGEST  # the image itself was verified

@@ -196,13 +196,15 @@ def test_operator_settings_apply() -> None:
         smoke_memory_request="128Mi",
         smoke_cpu_limit="2",
         smoke_memory_limit="4Gi",
+        smoke_ephemeral_storage_request="200Mi",
+        smoke_ephemeral_storage_limit="2Gi",
         smoke_node_selector={"gpu": "true"},
         smoke_tolerations=[{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
     )
     pod = build(settings=settings)
     assert session(pod)["resources"] == {
-        "requests": {"cpu": "50m", "memory": "128Mi"},
-        "limits": {"cpu": "2", "memory": "4Gi"},
+        "requests": {"cpu": "50m", "memory": "128Mi", "ephemeral-storage": "200Mi"},
+        "limits": {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "2Gi"},
     }
     assert pod["spec"]["nodeSelector"] == {"gpu": "true"}
     assert pod["spec"]["tolerations"][0]["key"] == "gpu"
@@ -405,3 +407,10 @@ def test_probe_that_crashed_is_skipped_with_its_exit_code() -> None:
     assert checks is not None
     assert {c.result for c in checks} == {"Skipped"}
     assert "exited with code 2" in checks[0].message
+
+
+def test_probe_containers_have_the_ephemeral_storage_bounds() -> None:
+    for container in probe()["spec"]["containers"]:
+        resources = container["resources"]
+        assert resources["requests"]["ephemeral-storage"] == "100Mi"
+        assert resources["limits"]["ephemeral-storage"] == "1Gi"

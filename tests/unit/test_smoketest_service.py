@@ -55,6 +55,7 @@ class FakeKube:
         self.proxy: dict[str, ProxyResponse] = {}
         self.created: list[str] = []
         self.deleted: list[str] = []
+        self.stopped: list[str] = []
 
     async def create_pod(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(0)
@@ -97,6 +98,14 @@ class FakeKube:
         metadata = self.pods[name]["metadata"]
         metadata.setdefault("labels", {}).update(labels or {})
         metadata.setdefault("annotations", {}).update(annotations or {})
+        return copy.deepcopy(self.pods[name])
+
+    async def stop_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        if name not in self.pods:
+            raise KubeError(f"pods {name!r} not found", status=404)
+        self.pods[name]["spec"]["activeDeadlineSeconds"] = 1
+        self.stopped.append(name)
         return copy.deepcopy(self.pods[name])
 
     async def read_pod_log(
@@ -362,6 +371,50 @@ async def test_failed_session_url_fails_the_test() -> None:
     assert f"{name}-probe" not in kube.pods
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # The API server could not dial the pod: its own Status, not the session's 503.
+        ProxyResponse(
+            503,
+            {"Content-Type": "application/json"},
+            json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503,
+                        "message": "error trying to reach service: dial tcp 10.1.2.3:8888: i/o timeout"}),
+        ),
+        # A proxy in front of the API server relabelled the API server's 401 as text.
+        ProxyResponse(
+            401,
+            {"Content-Type": "text/plain"},
+            json.dumps({"kind": "Status", "apiVersion": "v1", "code": 401, "message": "Unauthorized"}),
+        ),
+        # A gateway in front of the API server sends us to its login, off the pod's proxy.
+        ProxyResponse(302, {"Location": "/api/v1/namespaces/kube-system/services/login/proxy/"}, ""),
+    ],
+    ids=["status-503", "relabelled-401", "redirect-off-the-proxy"],
+)  # fmt: skip
+async def test_an_api_server_answer_is_not_the_sessions(answer: ProxyResponse) -> None:
+    kube = FakeKube()
+    smoke = make_tester(kube)
+    status = await smoke.step(TARGET, SPEC, IMAGE, None, now=T0)
+    name = kube.one()["metadata"]["name"]
+    base = next(
+        e["value"]
+        for e in kube.one()["spec"]["containers"][0]["env"]
+        if e["name"] == "RENKU_BASE_URL_PATH"
+    )
+    kube.proxy[f"{name}:{SPEC.port or 8080}{base}/lab"] = answer
+    kube.set_status(name, running(ready=True))
+    status = await smoke.step(TARGET, SPEC, IMAGE, status, now=later(40))
+    kube.set_status(f"{name}-probe", probe_done())
+    for container, text in GOOD_PROBE_LOGS.items():
+        kube.logs[f"{name}-probe", container, False] = text
+    status = await smoke.step(TARGET, SPEC, IMAGE, status, now=later(60))
+    (url,) = [c for c in status.checks if c.name == "SessionUrl"]
+    assert (url.result, status.result) == ("Skipped", "Passed"), url
+    assert url.message.startswith("could not reach the session: ")
+    assert "its own login" not in url.message
+
+
 async def test_slot_limit_makes_it_wait() -> None:
     kube = FakeKube()
     smoke = make_tester(kube, smoke_max_concurrent=1)
@@ -440,13 +493,70 @@ async def test_garbage_collection() -> None:
     young = await fail(SmokeTarget(name="b", namespace=NS, uid="uid-b", generation=1), 500)
     gone = await fail(SmokeTarget(name="c", namespace=NS, uid="uid-c", generation=1), 500)
     expired = await fail(SmokeTarget(name="d", namespace=NS, uid="uid-d", generation=1), 0)
-    assert set(kube.pods) == {old_generation, current, young, gone, expired}
+    # The new generation's test made room: one pod per object and purpose.
+    assert old_generation in kube.deleted
+    assert set(kube.pods) == {current, young, gone, expired}
 
     live = {"uid-lab", "uid-b", "uid-d"}
     deleted = await smoke.collect_garbage(now=later(700), live_uids=live)
-    # superseded generation, failed longer than 600s ago, GlobalEnvironment gone
-    assert sorted(deleted) == sorted([old_generation, current, expired, gone])
+    # failed longer than 600s ago, GlobalEnvironment gone
+    assert sorted(deleted) == sorted([current, expired, gone])
     assert set(kube.pods) == {young}
+
+
+async def test_a_failed_pod_is_stopped_at_once_and_kept_for_its_logs() -> None:
+    kube = FakeKube()
+    smoke = make_tester(kube)
+    status = await smoke.step(TARGET, SPEC, IMAGE, None, now=T0)
+    name = kube.one()["metadata"]["name"]
+    kube.set_status(name, running(ready=False, restarts=1))
+    failed = await smoke.step(TARGET, SPEC, IMAGE, status, now=later(30))
+    assert (failed.result, failed.reason) == ("Failed", "CrashedOnStart")
+    assert kube.stopped == [name]
+    assert kube.pods[name]["spec"]["activeDeadlineSeconds"] == 1  # the kubelet stops it now
+    assert name not in kube.deleted  # the pod object stays for `kubectl logs`
+
+
+async def test_a_failed_pod_that_cannot_be_stopped_still_gets_its_verdict() -> None:
+    kube = FakeKube()
+    smoke = make_tester(kube)
+    status = await smoke.step(TARGET, SPEC, IMAGE, None, now=T0)
+    name = kube.one()["metadata"]["name"]
+    kube.set_status(name, running(ready=False, restarts=1))
+
+    async def refuse(namespace: str, name: str) -> dict[str, Any]:
+        raise KubeError("pods is forbidden", status=403)
+
+    kube.stop_pod = refuse  # type: ignore[method-assign]
+    failed = await smoke.step(TARGET, SPEC, IMAGE, status, now=later(30))
+    assert (failed.result, failed.reason) == ("Failed", "CrashedOnStart")
+
+
+@pytest.mark.parametrize("fail_between", [False, True], ids=["while-running", "after-failures"])
+async def test_a_retest_flood_costs_one_pod(fail_between: bool) -> None:
+    kube = FakeKube()
+    smoke = make_tester(kube)
+    status: SmokeTestStatus | None = None
+    for retest in range(25):  # every new retest value asks for a test: previous=None
+        status = await smoke.step(TARGET, SPEC, IMAGE, None, now=later(retest))
+        sessions = [
+            p
+            for p in kube.pods.values()
+            if p["metadata"]["labels"]["renku.io/smoke-role"] == "session"
+        ]
+        assert len(sessions) == 1, [p["metadata"]["name"] for p in sessions]
+        if fail_between:
+            kube.set_status(sessions[0]["metadata"]["name"], running(ready=False, restarts=1))
+            status = await smoke.step(TARGET, SPEC, IMAGE, status, now=later(retest + 0.5))
+            assert status.result == "Failed"
+    assert len(kube.created) == (25 if fail_between else 1)
+
+
+async def test_two_steps_racing_for_one_object_start_one_pod() -> None:
+    kube = FakeKube()
+    smoke = make_tester(kube)
+    await asyncio.gather(*(smoke.step(TARGET, SPEC, IMAGE, None, now=T0) for _ in range(5)))
+    assert len(kube.created) == 1
 
 
 async def test_collect_garbage_keeps_running_tests() -> None:

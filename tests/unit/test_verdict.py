@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from renku_env_operator.domain.pod_failures import classify_pull_error
+from renku_env_operator.domain.session_url import proxy_detour
 from renku_env_operator.domain.verdict import (
     Verdict,
     api_server_error,
@@ -496,7 +497,10 @@ def test_session_url_with_strip_path_prefix() -> None:
 
 def test_session_url_not_checkable_is_skipped() -> None:
     skipped = judge_session_url(None, None, BASE, "connection reset")
-    assert (skipped.result, skipped.message) == ("Skipped", "not checked: connection reset")
+    assert (skipped.result, skipped.message) == (
+        "Skipped",
+        "could not reach the session: connection reset",
+    )
     assert judge_session_url(503, None, BASE, "error trying to reach service").result == "Skipped"
 
 
@@ -510,7 +514,13 @@ def test_api_server_errors_are_told_apart_from_the_pods() -> None:
         "code": 503,
     }
     json_type = {"Content-Type": "application/json"}
-    assert api_server_error(503, json_type, json.dumps(status)) == status["message"]
+    assert api_server_error(503, json_type, json.dumps(status)) == (
+        f"the API server answered HTTP 503 itself: {status['message']}"
+    )
+    # A proxy in between may relabel the API server's Status: the body tells, not the type.
+    relabelled = api_server_error(401, {"Content-Type": "text/plain"}, json.dumps(status))
+    assert relabelled is not None
+    assert "answered HTTP 401 itself" in relabelled
     assert api_server_error(503, {"Content-Type": "text/html"}, "<h1>oops</h1>") is None
     assert api_server_error(500, json_type, '{"error": "app"}') is None
     assert api_server_error(500, json_type, "not json") is None
@@ -524,3 +534,18 @@ def test_proxy_prefix_is_removed_from_redirects() -> None:
     assert unproxied_location(absolute) == f"{BASE}/"
     assert unproxied_location("/lab") == "/lab"
     assert judge_session_url(302, proxied, BASE, None).result == "Passed"
+
+
+def test_a_redirect_off_the_pods_proxy_is_no_answer_of_the_session() -> None:
+    mine = f"/api/v1/namespaces/envs/pods/smoke-lab-1:8888/proxy{BASE}/lab"
+    assert proxy_detour(mine, "envs", "smoke-lab-1") is None
+    assert proxy_detour(f"https://10.0.0.1:6443{mine}", "envs", "smoke-lab-1") is None
+    assert proxy_detour(f"{BASE}/lab", "envs", "smoke-lab-1") is None  # the pod's own
+    for other in (
+        "/api/v1/namespaces/envs/pods/smoke-lab-2:8888/proxy/",
+        "/api/v1/namespaces/renku/secrets/x",
+        "https://10.0.0.1:6443/apis/apps/v1/deployments",
+    ):
+        detour = proxy_detour(other, "envs", "smoke-lab-1")
+        assert detour is not None
+        assert "off this pod's proxy" in detour

@@ -84,6 +84,17 @@ IMAGE_GRAMMAR = Rule(
     ),
     check=lambda v: re.fullmatch(IMAGE_REFERENCE_PATTERN, v) is not None,
 )
+# A '.' or '..' segment, raw or percent-encoded (%2e, %2E, mixed): clients and proxies resolve
+# them before sending, so '/../../api/v1/...' would leave the session's pod-proxy path.
+DOT_SEGMENT_PATTERN = r"(?:^|/)(?:\.|%2[eE])(?:\.|%2[eE])?(?:/|\?|#|$)"
+NO_DOT_SEGMENTS = Rule(
+    cel=f"!self.matches('{DOT_SEGMENT_PATTERN.replace(chr(92), chr(92) * 2)}')",
+    message=(
+        "must not contain '.' or '..' path segments, not even percent-encoded as %2e: "
+        "write the path without them, for example /lab"
+    ),
+    check=lambda v: re.search(DOT_SEGMENT_PATTERN, v) is None,
+)
 DEFAULT_URL = Rule(
     cel=f"self.startsWith('/') && !self.matches('{_CEL_WHITESPACE}')",
     message="must be a URL path starting with '/' and without whitespace, for example /lab or /",

@@ -124,8 +124,11 @@ class GlobalEnvironmentSpec(ApiModel):
     default_url: (
         Annotated[
             str,
-            Field(max_length=200, json_schema_extra=_cel(rules.DEFAULT_URL)),
-            _enforce(rules.DEFAULT_URL),
+            Field(
+                max_length=200,
+                json_schema_extra=_cel(rules.DEFAULT_URL, rules.NO_DOT_SEGMENTS),
+            ),
+            _enforce(rules.DEFAULT_URL, rules.NO_DOT_SEGMENTS),
         ]
         | None
     ) = None

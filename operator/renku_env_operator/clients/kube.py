@@ -12,6 +12,7 @@ import base64
 import binascii
 import functools
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
@@ -20,6 +21,8 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+
+from ..api import rules
 
 T = TypeVar("T")
 MAX_PROXY_BODY = 2000
@@ -44,6 +47,29 @@ class KubeForbiddenError(KubeError):
 
 class KubeConflictError(KubeError):
     """409: the object already exists, or was changed concurrently."""
+
+
+class ProxyPathRefused(KubeError):
+    """A pod-proxy request whose path would leave that pod's proxy prefix: never sent."""
+
+
+def refuse_off_prefix(path: str, url: str, prefix_url: str) -> None:
+    """Refuse a pod-proxy request unless its final path stays under the pod's proxy prefix.
+
+    Checked on the URL as urllib3 will send it (it resolves dot segments while parsing), so
+    '/../../secrets' cannot turn a pod GET into a GET of any API path with our credentials.
+    """
+    if re.search(rules.DOT_SEGMENT_PATTERN, path):
+        raise ProxyPathRefused(
+            f"the path {path!r} contains a '.' or '..' segment (raw or %2e-encoded): refused, "
+            "it could leave the pod proxy"
+        )
+    prefix = urllib3.util.parse_url(prefix_url).path or "/"
+    final = urllib3.util.parse_url(url).path or "/"
+    if not final.startswith(prefix):
+        raise ProxyPathRefused(
+            f"the request path {final!r} leaves the pod-proxy prefix {prefix!r}: refused"
+        )
 
 
 class ProxyResponse(NamedTuple):
@@ -136,6 +162,15 @@ class KubeClient:
         patch = self._core.patch_namespaced_pod
         return await self._call(patch, name, namespace, {"metadata": metadata})
 
+    async def stop_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        """Stop a pod's containers now, keeping the pod object (and its logs) for `kubectl logs`.
+
+        activeDeadlineSeconds may only be lowered on a running pod; at 1 the kubelet kills the
+        containers and the pod ends Failed (DeadlineExceeded), with restartPolicy Always too.
+        """
+        patch = self._core.patch_namespaced_pod
+        return await self._call(patch, name, namespace, {"spec": {"activeDeadlineSeconds": 1}})
+
     async def read_pod_log(
         self,
         namespace: str,
@@ -180,13 +215,16 @@ class KubeClient:
 
         def get() -> ProxyResponse:
             resource = "/api/v1/namespaces/{namespace}/pods/{name}/proxy"
+            params = {"namespace": namespace, "name": f"{pod}:{port}"}
             method, url, headers, _, _ = self._api.param_serialize(
                 method="GET",
                 resource_path=resource + quote(path if path.startswith("/") else f"/{path}"),
-                path_params={"namespace": namespace, "name": f"{pod}:{port}"},
+                path_params=params,
                 header_params={"Accept": "*/*"},
                 auth_settings=["BearerToken"],
             )
+            prefix = self._api.param_serialize("GET", resource + "/", path_params=params)[1]
+            refuse_off_prefix(path, url, prefix)
             # The generated method follows redirects and raises on 4xx/5xx: a raw request.
             response = self._api.rest_client.pool_manager.request(
                 method,

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Collection
 from types import TracebackType
 from typing import Self
 
+import httpcore
 import httpx
 import stamina
 from pydantic import ValidationError
 
 from ..domain.images import ImageConfig, ImageFacts, ImageReference
+from ..domain.outbound import AddressPolicy
 from .registry_auth import (
     AnonymousTokenAuth,
     TokenResponseError,
@@ -29,6 +32,8 @@ from .registry_errors import (
     ImageNotPublicError,
     InvalidImageError,
     RegistryError,
+    RegistryNotAllowedError,
+    RegistryResponseTooLargeError,
     RegistryUnavailableError,
     raise_for_status,
 )
@@ -42,6 +47,7 @@ from .registry_http import (
     retry_hook,
 )
 from .registry_manifests import (
+    DIGEST_PATTERN,
     MANIFEST_ACCEPT,
     Descriptor,
     ImageConfigBlob,
@@ -51,6 +57,7 @@ from .registry_manifests import (
     parse_tags,
     verify_digest,
 )
+from .registry_net import Resolver, TargetRefused, guarded_transport, resolve
 
 __all__ = [
     "ImageNotFoundError",
@@ -58,6 +65,8 @@ __all__ = [
     "InvalidImageError",
     "RegistryClient",
     "RegistryError",
+    "RegistryNotAllowedError",
+    "RegistryResponseTooLargeError",
     "RegistryUnavailableError",
 ]
 
@@ -79,6 +88,12 @@ class RegistryClient:
         max_config_bytes: int = 4 * 1024 * 1024,
         insecure_registries: Collection[str] = frozenset(),
         transport: httpx.AsyncBaseTransport | None = None,
+        internal_allowlist: Collection[str] = (),
+        cluster_cidrs: Collection[str] = (),
+        resolver: Resolver = resolve,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+        max_error_bytes: int = 64 * 1024,
+        max_redirects: int = 3,
         retry_attempts: int = 3,
         retry_timeout: float = 20.0,
         retry_wait_initial: float = 0.2,
@@ -87,13 +102,20 @@ class RegistryClient:
         tag_page_size: int = 1000,
         max_tag_pages: int = 20,
     ) -> None:
+        policy = AddressPolicy.of(internal_allowlist, cluster_cidrs)
+        inner = transport or guarded_transport(policy, resolver=resolver, inner=network_backend)
         self._client = httpx.AsyncClient(
-            transport=MeteredTransport(transport or httpx.AsyncHTTPTransport()),
+            transport=MeteredTransport(inner),
             timeout=timeout,
-            follow_redirects=True,  # blobs are often served from a CDN or object store
-            auth=AnonymousTokenAuth(),
-            headers={"User-Agent": "renku-env-operator"},
+            # Redirects are followed here, hop by hop, so that each is judged (blobs are often
+            # served from a CDN or object store); httpx would also read every redirect's body.
+            follow_redirects=False,
+            auth=AnonymousTokenAuth(max_body=max_error_bytes),
+            headers={"User-Agent": "renku-env-operator", "Accept-Encoding": "identity"},
+            trust_env=False,  # an environment proxy would connect without the address rules
         )
+        self._max_error_bytes = max_error_bytes
+        self._max_redirects = max_redirects
         self._max_manifest_bytes = max_manifest_bytes
         self._max_config_bytes = max_config_bytes
         self._insecure = frozenset(insecure_registries)
@@ -152,6 +174,7 @@ class RegistryClient:
     async def list_tags(self, ref: ImageReference) -> list[str]:
         """All tags of the repository, following `Link` pagination up to a bound."""
         url = httpx.URL(self._url(ref, "tags/list"), params={"n": self._tag_page_size})
+        origin = url.copy_with(path="/", query=None)
         tags: list[str] = []
         for _ in range(self._max_tag_pages):
             response, body = await self._get(ref, url, "application/json", "tag list")
@@ -159,7 +182,13 @@ class RegistryClient:
             link = response.links.get("next", {}).get("url")
             if not link:
                 return tags
-            url = response.url.join(link)
+            url = url.join(link)
+            if url.copy_with(path="/", query=None) != origin:
+                raise RegistryNotAllowedError(
+                    f"the tag list of {ref.name} points its next page (Link header) to {url.host}"
+                    f", another origin than {origin.host}: refused, pages must stay on the "
+                    "registry"
+                )
         logger.warning(
             "tag list of %s has more than %d pages; using the first %d tags",
             ref.name,
@@ -188,6 +217,8 @@ class RegistryClient:
                 raise InvalidImageError(f"{ref.familiar}: the registry serves digest {digest}")
             return ref.digest
         if digest:
+            if re.fullmatch(DIGEST_PATTERN, digest) is None:
+                raise InvalidImageError(f"{ref.familiar}: the registry sent a malformed digest")
             return str(digest)
         # Registries may leave the header out: fetch the manifest and hash it ourselves.
         response, body = await self._get(ref, url, MANIFEST_ACCEPT, what)
@@ -211,7 +242,7 @@ class RegistryClient:
         if cached is not None:
             return cached
         if descriptor.size > self._max_config_bytes:
-            raise InvalidImageError(
+            raise RegistryResponseTooLargeError(
                 f"the config blob of {ref.familiar} is {descriptor.size} bytes, over the limit "
                 f"of {self._max_config_bytes}"
             )
@@ -278,9 +309,13 @@ class RegistryClient:
         except TokenResponseError as error:
             raise RegistryError(f"anonymous login to {ref.api_host} failed: {error}") from error
         except BodyTooLarge as error:
-            raise InvalidImageError(
-                f"the {what} of {ref.familiar} is larger than the limit of {limit} bytes ({error})"
+            raise RegistryResponseTooLargeError(
+                f"an answer to the {what} request for {ref.familiar} is too large ({error}); "
+                f"the operator reads at most {limit} bytes of a manifest, config or tag list and "
+                f"{self._max_error_bytes} of an error or token answer"
             ) from error
+        except TargetRefused as error:
+            raise RegistryNotAllowedError(f"{what} of {ref.familiar}: {error}") from error
         if check:
             raise_for_status(response, body, ref, what)
         return response, body
@@ -288,14 +323,34 @@ class RegistryClient:
     async def _attempt(
         self, method: str, url: httpx.URL, accept: str, limit: int
     ) -> tuple[httpx.Response, bytes]:
-        request = self._client.build_request(method, url, headers={"Accept": accept})
-        response = await self._client.send(request, stream=True)
+        for _ in range(self._max_redirects + 1):
+            request = self._client.build_request(method, url, headers={"Accept": accept})
+            response = await self._client.send(request, stream=True)
+            location = response.headers.get("Location") if response.is_redirect else None
+            if location is None:
+                return await self._body(response, method, limit)
+            await response.aclose()  # a redirect's body is never read
+            target = response.url.join(location)
+            if target.scheme not in ("http", "https"):
+                raise TargetRefused(f"a redirect to {target.scheme}: is refused")
+            if response.url.scheme == "https" and target.scheme == "http":
+                raise TargetRefused(
+                    f"{response.url.host} redirects to http://{target.host}: refused, no "
+                    "downgrade from https to http"
+                )
+            url = target
+        raise TargetRefused(f"more than {self._max_redirects} redirects in a row")
+
+    async def _body(
+        self, response: httpx.Response, method: str, limit: int
+    ) -> tuple[httpx.Response, bytes]:
         try:
             if response.status_code in TRANSIENT_STATUSES:
                 raise TransientStatus(response.status_code, response.headers.get("Retry-After"))
             if method == "HEAD":  # Content-Length describes the GET body: nothing to read
                 return response, b""
-            # Error bodies are small JSON documents; a body over the limit is refused all the same.
+            if response.status_code >= 300:  # only read for its error codes: the start will do
+                return response, await read_limited(response, self._max_error_bytes, truncate=True)
             return response, await read_limited(response, limit)
         finally:
             await response.aclose()

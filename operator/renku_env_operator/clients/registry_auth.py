@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from .registry_http import settle
+from .registry_net import TargetRefused
+
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 _REPOSITORY_PATH = re.compile(r"^/v2/(?P<name>.+)/(?:manifests/[^/]+|blobs/[^/]+|tags/list)$")
 DEFAULT_TOKEN_LIFETIME = 60.0  # seconds, per the Docker token specification
@@ -59,8 +62,11 @@ def pull_scope(url: httpx.URL) -> str:
 class AnonymousTokenAuth(httpx.Auth):
     """httpx auth flow: anonymous Bearer tokens, fetched on a challenge and cached."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, *, max_body: int = 64 * 1024
+    ) -> None:
         self._clock = clock
+        self._max_body = max_body
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
 
     def _cached(self, key: tuple[str, str]) -> str | None:
@@ -81,6 +87,13 @@ class AnonymousTokenAuth(httpx.Auth):
         realm = challenge.params.get("realm", "")
         if not realm.startswith(("https://", "http://")):
             return  # not a token flow we can follow: the caller sees the 401
+        if realm.startswith("http://") and request.url.scheme == "https":
+            raise TargetRefused(
+                f"{request.url.host} names the token service {httpx.URL(realm).host} over plain "
+                "http: refused, a token fetched in the clear could be stolen or forged (no "
+                "downgrade from https to http)"
+            )
+        await settle(response, 0, truncate=True)  # the 401's body is of no use: read none of it
         params = {k: v for k, v in challenge.params.items() if k in ("service", "scope")}
         params.setdefault("scope", key[1])
         # A request built here gets no client defaults: carry the timeout over explicitly.
@@ -88,17 +101,18 @@ class AnonymousTokenAuth(httpx.Auth):
         token_response = yield httpx.Request("GET", realm, params=params, extensions=extensions)
         if token_response.status_code != 200:
             return  # refused or failing: the caller judges the token service's answer
-        await token_response.aread()
-        token, lifetime = _parse_token(token_response)
+        # A token answer is a small JSON document: read at most max_body bytes of it.
+        body = await settle(token_response, self._max_body)
+        token, lifetime = _parse_token(body)
         self._tokens[key] = (token, self._clock() + max(lifetime - _EXPIRY_MARGIN, 0.0))
         request.headers["Authorization"] = f"Bearer {token}"
         yield request
 
 
-def _parse_token(response: httpx.Response) -> tuple[str, float]:
+def _parse_token(content: bytes) -> tuple[str, float]:
     try:
-        body = response.json()
-    except json.JSONDecodeError as error:
+        body = json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise TokenResponseError(f"token service answered non-JSON: {error}") from error
     token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:

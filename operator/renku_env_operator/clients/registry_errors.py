@@ -34,6 +34,15 @@ class InvalidImageError(RegistryError):
     """The registry's documents are unusable: too big, malformed, wrong digest, old format."""
 
 
+class RegistryNotAllowedError(RegistryError):
+    """A target the operator may not reach (an internal address, a downgrade to http, too many
+    redirects, a tag page on another origin): refused before anything was sent there."""
+
+
+class RegistryResponseTooLargeError(RegistryError):
+    """A response body went over its cap; reading stopped there."""
+
+
 def raise_for_status(response: httpx.Response, body: bytes, ref: ImageReference, what: str) -> None:
     """Translate an unsuccessful status into our exceptions."""
     status = response.status_code

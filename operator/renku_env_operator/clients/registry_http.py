@@ -46,19 +46,44 @@ def retry_hook(max_wait: float) -> Callable[[Exception], bool | float]:
     return decide
 
 
-async def read_limited(response: httpx.Response, limit: int) -> bytes:
-    """The body of a streamed response, refusing to read more than `limit` bytes."""
+async def read_limited(response: httpx.Response, limit: int, *, truncate: bool = False) -> bytes:
+    """The body of a streamed response, reading no more than `limit` bytes.
+
+    Over the limit: BodyTooLarge, or (`truncate`) the first `limit` bytes, for error bodies
+    that are only looked at for their error codes.
+    """
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # Asked for identity: a compressed body's decompressed size would be unbounded.
+        raise BodyTooLarge(f"compressed with {encoding}, which was not asked for")
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if not truncate and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"declared {declared} bytes")
     chunks: list[bytes] = []
     total = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_bytes():  # identity only: see above
         total += len(chunk)
         if total > limit:
+            if truncate:
+                chunks.append(chunk[: len(chunk) - (total - limit)])
+                break
             raise BodyTooLarge(f"more than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def settle(response: httpx.Response, limit: int, *, truncate: bool = False) -> bytes:
+    """Read a response of the auth flow within `limit`, close it, and leave that as its content.
+
+    httpx reads every response an auth flow answers (the 401, the token answer) in full before
+    sending the next request; with the content already there, it reads nothing more.
+    """
+    try:
+        body = await read_limited(response, limit, truncate=truncate)
+    finally:
+        await response.aclose()
+    response._content = body  # what httpx's aread() returns from now on
+    return body
 
 
 class MeteredTransport(httpx.AsyncBaseTransport):

@@ -24,6 +24,8 @@ IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 # Order matters to nobody but humans reading logs; every type we understand is listed.
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 _ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
+# The OCI digest grammar: a registry's digests go into request paths, so nothing else passes.
+DIGEST_PATTERN = r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"
 
 
 class Descriptor(BaseModel):
@@ -32,7 +34,7 @@ class Descriptor(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
     media_type: str = Field(default="", alias="mediaType")
-    digest: str
+    digest: str = Field(pattern=DIGEST_PATTERN)
     size: int = Field(ge=0)
     platform: Platform | None = None
     annotations: dict[str, str] = Field(default_factory=dict)

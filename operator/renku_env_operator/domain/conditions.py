@@ -34,6 +34,8 @@ NEEDS_HUMAN = frozenset(
         "NonSemverTag",
         "InvalidImageReference",
         "ImageCheckFailed",
+        "RegistryNotAllowed",
+        "RegistryResponseTooLarge",
         "SmokeTestFailed",
         "RejectedByRenku",
         "RenkuNotConfigured",

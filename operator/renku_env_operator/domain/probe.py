@@ -65,6 +65,20 @@ _RESOURCES = {
 }
 
 
+def _resources(settings: Settings) -> dict[str, dict[str, str]]:
+    """Small CPU and memory; the session's ephemeral-storage bounds, so no image fills a disk."""
+    return {
+        "requests": {
+            **_RESOURCES["requests"],
+            "ephemeral-storage": settings.smoke_ephemeral_storage_request,
+        },
+        "limits": {
+            **_RESOURCES["limits"],
+            "ephemeral-storage": settings.smoke_ephemeral_storage_limit,
+        },
+    }
+
+
 def build_probe_pod(
     *,
     name: str,
@@ -97,7 +111,7 @@ def build_probe_pod(
             "workingDir": working_dir,
             "env": env,
             "securityContext": container_security(session.uid, session.gid),
-            "resources": _RESOURCES,
+            "resources": _resources(settings),
         }
 
     mounted = container(MOUNTED, _MOUNTED_SCRIPT, session.paths.work_dir)

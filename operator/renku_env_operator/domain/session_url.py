@@ -46,17 +46,38 @@ def api_server_error(status: int, headers: Mapping[str, str], body: str) -> str 
 
     The pod proxy answers with a Status when it cannot reach the pod or the operator may not
     use `pods/proxy`: then the session URL could not be checked, which is no verdict on it.
+    The content type is not trusted to tell: a proxy in between may relabel the body.
     """
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    if status < 400 or "json" not in content_type:
+    if status < 300:
         return None
     try:
         document = json.loads(body)
     except ValueError:
-        return None  # not JSON after all: the pod's own answer
+        return None  # not JSON: the pod's own answer
     if isinstance(document, dict) and document.get("kind") == "Status":
-        return str(document.get("message") or document.get("reason") or status)
+        why = str(document.get("message") or document.get("reason") or "")
+        return f"the API server answered HTTP {status} itself" + (f": {why}" if why else "")
     return None
+
+
+def proxy_detour(location: str | None, namespace: str, pod: str) -> str | None:
+    """A redirect to an API-server path other than this pod's proxy: not the session's answer.
+
+    The API server puts its pod-proxy prefix in front of the pod's own redirects, so a Location
+    on `/api/...` or `/apis/...` that is not this pod's proxy came from the API server or a
+    proxy in front of it (a login page, another resource); it says nothing about the session.
+    """
+    if not location:
+        return None
+    path = urlsplit(location).path
+    if not path.startswith(("/api/", "/apis/")):
+        return None
+    mine = re.compile(
+        rf"^/api/v1/namespaces/{re.escape(namespace)}/pods/{re.escape(pod)}(:[^/]*)?/proxy(/|$)"
+    )
+    if mine.match(path):
+        return None
+    return f"the answer redirects to {location}, off this pod's proxy: not the session's answer"
 
 
 def judge_session_url(
@@ -77,7 +98,9 @@ def judge_session_url(
     where = path or base_path
     if error is not None or status_code is None:
         why = error or "no answer"
-        return CheckStatus(name="SessionUrl", result="Skipped", message=f"not checked: {why}")
+        return CheckStatus(
+            name="SessionUrl", result="Skipped", message=f"could not reach the session: {why}"
+        )
     if 200 <= status_code < 300:
         return _url_check("Passed", f"{where} answered HTTP {status_code}")
     if 300 <= status_code < 400:

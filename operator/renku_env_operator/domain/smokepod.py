@@ -268,8 +268,16 @@ def pod_metadata(
 def resources(settings: Settings) -> dict[str, dict[str, str]]:
     """Requests and limits of the session container, from the operator's settings."""
     return {
-        "requests": {"cpu": settings.smoke_cpu_request, "memory": settings.smoke_memory_request},
-        "limits": {"cpu": settings.smoke_cpu_limit, "memory": settings.smoke_memory_limit},
+        "requests": {
+            "cpu": settings.smoke_cpu_request,
+            "memory": settings.smoke_memory_request,
+            "ephemeral-storage": settings.smoke_ephemeral_storage_request,
+        },
+        "limits": {
+            "cpu": settings.smoke_cpu_limit,
+            "memory": settings.smoke_memory_limit,
+            "ephemeral-storage": settings.smoke_ephemeral_storage_limit,
+        },
     }
 
 

@@ -145,6 +145,8 @@ def build_image_verifier(
     registry = RegistryClient(
         timeout=config.registry_timeout_seconds,
         insecure_registries=config.registry_insecure_hosts,
+        internal_allowlist=config.registry_internal_allowlist,
+        cluster_cidrs=config.cluster_cidrs,
     )
     closers.append(lambda: registry.__aexit__(None, None, None))
     architectures = node_architectures(config, kube)

@@ -6,6 +6,7 @@ backoff); in between, the last ImageStatus stands.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol
@@ -17,6 +18,8 @@ from ..clients.registry_errors import (
     ImageNotFoundError,
     ImageNotPublicError,
     RegistryError,
+    RegistryNotAllowedError,
+    RegistryResponseTooLargeError,
     RegistryUnavailableError,
 )
 from ..config import Settings
@@ -27,6 +30,8 @@ from ..domain.payload import RENKU_DEFAULTS
 
 NodeArchitectures = Callable[[], Awaitable[Collection[str]]]
 MAX_UPDATES_LISTED = 10
+UPDATES_CHECK = "Updates"
+"""The check name of findings about the tag listing behind update reports."""
 REGISTRY_CHECK = "Registry"
 """The check name of findings that mean the registry look-up itself failed."""
 
@@ -98,8 +103,22 @@ class ImageVerifier:
             ref = images.parse_image_reference(spec.image)
         except images.InvalidImageReference as exc:
             return _failed(spec.image, now, "InvalidImageReference", str(exc))
+        architectures = await self.node_architectures() or None
+        # One deadline for the whole check, the tag listing included: per-request timeouts
+        # alone let a server that drips a byte at a time hold a check for as long as it likes.
+        deadline = asyncio.get_running_loop().time() + self.settings.registry_check_deadline_seconds
         try:
-            facts = await self.registry.inspect(ref, await self.node_architectures() or None)
+            async with asyncio.timeout_at(deadline):
+                facts = await self.registry.inspect(ref, architectures)
+        except TimeoutError:
+            message = _deadline_message(ref, self.settings.registry_check_deadline_seconds)
+            if previous is not None and previous.reference == spec.image and previous.digest:
+                return _kept(previous, f"{message}; keeping what it said at {previous.checked_at}")
+            return _failed(spec.image, now, "RegistryDeadlineExceeded", f"{message}; will retry")
+        except RegistryNotAllowedError as exc:
+            return _failed(spec.image, now, "RegistryNotAllowed", str(exc))
+        except RegistryResponseTooLargeError as exc:
+            return _failed(spec.image, now, "RegistryResponseTooLarge", str(exc))
         except ImageNotFoundError as exc:
             return _failed(spec.image, now, "ImageNotFound", str(exc))
         except ImageNotPublicError as exc:
@@ -111,7 +130,9 @@ class ImageVerifier:
         except RegistryError as exc:
             return _failed(spec.image, now, "ImageCheckFailed", str(exc))
         findings = await self._findings(spec, ref, facts)
-        updates = await self._updates(spec, ref)
+        updates, refused = await self._updates(spec, ref, deadline)
+        if refused is not None:
+            findings.append(refused)
         return ImageStatus(
             reference=spec.image,
             digest=facts.digest,
@@ -144,16 +165,42 @@ class ImageVerifier:
         )
         return sorted(found, key=lambda f: f.severity != "Error")
 
-    async def _updates(self, spec: GlobalEnvironmentSpec, ref: ImageReference) -> list[str]:
+    async def _updates(
+        self, spec: GlobalEnvironmentSpec, ref: ImageReference, deadline: float
+    ) -> tuple[list[str], Finding | None]:
+        """Newer versions; update reports are advisory, so a failing listing never blocks
+        publishing, but a refused one is said (a Warning), as it names a rule to know."""
         if ref.tag is None or not images.is_semver_tag(ref.tag):
-            return []
+            return [], None
         allowed = spec.image_policy.update_range if spec.image_policy else None
         try:
-            tags = await self.registry.list_tags(ref)
-            return images.newer_versions(ref.tag, tags, allowed)
+            async with asyncio.timeout_at(deadline):
+                tags = await self.registry.list_tags(ref)
+            return images.newer_versions(ref.tag, tags, allowed), None
+        except TimeoutError:
+            message = _deadline_message(ref, self.settings.registry_check_deadline_seconds)
+            return [], _update_warning("RegistryDeadlineExceeded", f"{message}; {_NO_UPDATES}")
+        except RegistryNotAllowedError as exc:
+            return [], _update_warning("RegistryNotAllowed", f"{exc}; {_NO_UPDATES}")
+        except RegistryResponseTooLargeError as exc:
+            return [], _update_warning("RegistryResponseTooLarge", f"{exc}; {_NO_UPDATES}")
         except (RegistryError, images.InvalidVersionRange):
-            # Update reports are advisory: a failing tag listing never blocks publishing.
-            return []
+            return [], None
+
+
+_NO_UPDATES = "newer versions are not reported"
+
+
+def _update_warning(reason: str, message: str) -> Finding:
+    return Finding(check=UPDATES_CHECK, severity="Warning", reason=reason, message=message)
+
+
+def _deadline_message(ref: ImageReference, seconds: float) -> str:
+    return (
+        f"the registry check of {ref.familiar} did not finish within {seconds:g}s "
+        "(RENKU_ENV_OPERATOR_REGISTRY_CHECK_DEADLINE_SECONDS, Helm: "
+        "registry.checkDeadlineSeconds): the registry answers too slowly"
+    )
 
 
 def _kept(previous: ImageStatus, message: str) -> ImageStatus:

@@ -14,6 +14,7 @@ from ..config import Settings
 from ..domain import smoke_pods as pods_
 from ..domain import smokepod as sp
 from ..domain.probe import IMAGE_CHECKS, MOUNTED_CHECKS, build_probe_pod, probe_checks, skipped
+from ..domain.session_url import proxy_detour
 from ..domain.smoke_pods import PROBE_SUFFIX, STARTED_AT
 from ..domain.verdict import api_server_error, judge_session_url, session_status, session_url_path
 from .smoke_run import KubeApi, Run
@@ -64,8 +65,10 @@ class ReadyChecks:
             answer = await self._kube.proxy_get(run.namespace, pods_.name(pod), session.port, path)
         except KubeError as exc:  # no answer at all: the check cannot say anything
             return judge_session_url(None, None, base, str(exc), path=path)
-        error = api_server_error(answer.status, answer.headers, answer.body)
         location = next((v for k, v in answer.headers.items() if k.lower() == "location"), None)
+        error = api_server_error(answer.status, answer.headers, answer.body) or proxy_detour(
+            location, run.namespace, pods_.name(pod)
+        )
         return judge_session_url(
             answer.status,
             location,

@@ -33,6 +33,8 @@ class KubeApi(Protocol):
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
     ) -> dict[str, Any]: ...
+    async def stop_pod(self, namespace: str, name: str) -> dict[str, Any]: ...
+
     async def read_pod_log(
         self,
         namespace: str,

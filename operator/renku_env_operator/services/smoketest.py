@@ -9,6 +9,7 @@ again by labels, and a verdict that was reached but not yet written is read back
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..api.spec import GlobalEnvironmentSpec
 from ..api.status import CheckStatus, SmokeTestStatus
+from ..clients.kube import KubeError
 from ..config import Settings
 from ..domain import smoke_pods as pods_
 from ..domain import smokepod as sp
@@ -26,6 +28,7 @@ from .smoke_checks import ReadyChecks
 from .smoke_run import KubeApi, Run, SmokeTarget, Target
 
 __all__ = ["KubeApi", "SmokeTarget", "SmokeTester", "Target"]
+logger = logging.getLogger(__name__)
 # A check that fails after the pod passed: the smoke test's reason.
 _REASON_OF_CHECK = {
     "SessionUrl": "SessionUrlNotServed",
@@ -129,6 +132,17 @@ class SmokeTester:
 
     async def _start(self, run: Run) -> SmokeTestStatus:
         async with self._slots:
+            # One session pod (and its probe) per object and purpose: a pod another step made
+            # meanwhile is used, and the failed pod of an earlier test (stopped, kept for
+            # `kubectl logs`) makes room for the new one. So a flood of retests costs one pod.
+            own = await self._kube.list_pods(
+                run.namespace, pods_.selector(run.target.uid, run.purpose)
+            )
+            running = next((p for p in own if pods_.holds_slot(p)), None)
+            if running is not None:
+                message = f"Pod {pods_.name(running)} is already testing this environment."
+                return run.status("Running", "Created", message, pod_name=pods_.name(running))
+            await self._delete_all([pods_.name(p) for p in own])
             listed = await self._kube.list_pods(run.namespace, pods_.HOLDS_SLOT)
             busy = [p for p in listed if pods_.alive(p)]
             limit = self._settings.smoke_max_concurrent
@@ -224,6 +238,12 @@ class SmokeTester:
                 labels={sp.FINISHED: str(int(run.now.timestamp()))},
                 annotations={RESULT: result.model_dump_json(by_alias=True)},
             )
+            # With the verdict (and its log tail) stored, stop the containers at once: a
+            # failed image does not run on until its deadline, only its pod object stays.
+            try:
+                await self._kube.stop_pod(run.namespace, name)
+            except KubeError as error:  # already gone or terminal: nothing left running
+                logger.info("could not stop failed smoke pod %s: %s", name, error)
         SMOKE_TESTS.labels(reason=reason).inc()
         SMOKE_TEST_DURATION.observe(duration)
         return result
