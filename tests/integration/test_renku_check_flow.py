@@ -45,7 +45,12 @@ class World:
 
     async def start(self, **settings: Any) -> None:
         """The operator with registry checks on; no NODE_ARCHITECTURES unless given."""
-        defaults = {"image_checks": True, "registry_insecure_hosts": [self.registry.host]}
+        defaults = {
+            "image_checks": True,
+            "registry_insecure_hosts": [self.registry.host],
+            # The tests' registry lives on loopback: allowed as an internal mirror.
+            "registry_internal_allowlist": ["127.0.0.1"],
+        }
         await self.start_operator(**{**defaults, **settings})
 
     async def create(self, name: str, image: str, **policy: Any) -> None:
