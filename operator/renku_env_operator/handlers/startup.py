@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
@@ -18,11 +19,14 @@ from ..clients.renku import RenkuClient
 from ..clients.renku_auth import Credentials, StaticToken, auth_for, credentials_from_secret_data
 from ..config import OPERATOR_NAME, Settings, SettingsError
 from ..services.image_verify import ImageVerifier, NodeArchitectures
+from ..services.owner import Owners
 from ..services.publishing import Publisher
-from ..services.reconciler import ObjectRef, Reconciler
+from ..services.reconciler import Reconciler
 from ..services.renku_sync import RenkuSnapshot, RenkuSync
 from ..services.smoketest import SmokeTester
+from ..services.work import ObjectRef
 from .context import Closer, OperatorContext
+from .globalenvironment import post_event
 
 FINALIZER = f"{crd.PLURAL}.{crd.GROUP}/finalizer"
 ANNOTATION_PREFIX = f"env-operator.{crd.GROUP}"
@@ -35,9 +39,8 @@ def configure_kopf(settings: kopf.OperatorSettings, config: Settings) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    # No change handler needs a diff: a stored diff-base would only cost a write per object.
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.reporting_component = OPERATOR_NAME
     settings.posting.level = logging.WARNING  # Events come from the reconciler, not from logs.
     settings.watching.server_timeout = config.watch_server_timeout_seconds
@@ -49,6 +52,16 @@ def configure_kopf(settings: kopf.OperatorSettings, config: Settings) -> None:
     if config.peering:
         settings.peering.name = config.peering
         settings.peering.mandatory = True
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf keeps no last-handled configuration: the owners look at the live object."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 async def load_credentials(config: Settings, kube: KubeClient) -> Credentials:
@@ -85,8 +98,11 @@ def node_architectures(config: Settings, kube: KubeClient) -> NodeArchitectures:
     return read
 
 
+StatusFieldsWriter = Callable[[ObjectRef, dict[str, Any]], Awaitable[None]]
+
+
 async def build_publisher(
-    config: Settings, kube: KubeClient, closers: list[Closer]
+    config: Settings, kube: KubeClient, closers: list[Closer], write_status: StatusFieldsWriter
 ) -> Publisher | None:
     """Renku's side; None without a Renku URL (environments are then only validated and
     tested, and their Synced condition says so)."""
@@ -102,11 +118,6 @@ async def build_publisher(
         retry_attempts=config.renku_retry_attempts,
     )
     closers.append(renku.aclose)
-    writer = GlobalEnvironmentStatusWriter(kube.api_client)
-
-    async def write_status(ref: ObjectRef, status: dict[str, Any]) -> None:
-        await writer.patch_status(ref.namespace, ref.name, status)
-
     sync = RenkuSync(renku, RenkuSnapshot(renku, config.drift_interval_seconds))
     return Publisher(config, sync, write_status)
 
@@ -130,11 +141,27 @@ async def build_context(config: Settings) -> OperatorContext:
     except KubeError as exc:
         raise SettingsError(str(exc)) from None
     closers: list[Closer] = [kube.close]
-    publisher = await build_publisher(config, kube, closers)
+    owners: list[Owners] = []
+
+    async def write_status(ref: ObjectRef, status: dict[str, Any]) -> None:
+        # The create attempt, written in the middle of a pass: through the owner's one path.
+        await owners[0].write_fields(ref, status)
+
+    publisher = await build_publisher(config, kube, closers, write_status)
     images = build_image_verifier(config, kube, closers)
     smoke = SmokeTester(kube, config)
     reconciler = Reconciler(config, publisher, images, smoke)
-    return OperatorContext(config, reconciler, smoke, closers)
+    owners.append(
+        Owners(
+            config,
+            reconciler,
+            GlobalEnvironmentStatusWriter(kube.api_client),
+            post_event,
+            finalizer=FINALIZER,
+            cancel_smoke=smoke.cancel,
+        )
+    )
+    return OperatorContext(config, owners[0], smoke, closers)
 
 
 async def collect_garbage(context: OperatorContext) -> None:

@@ -38,12 +38,7 @@ class Publisher:
         self.settings = settings
         self.sync = sync
         self.write_status = write_status
-        self._retry_at: dict[str, float] = {}
-        self._checked_at: dict[str, float] = {}
-
-    def forget(self, uid: str) -> None:
-        self._retry_at.pop(uid, None)
-        self._checked_at.pop(uid, None)
+        # Per-object clocks (retry_at, checked_at) live in the object's record: work.memo.
 
     async def publish(
         self, work: Work, spec: GlobalEnvironmentSpec, image: str, claimed: Container[str]
@@ -60,26 +55,24 @@ class Publisher:
         except RenkuError as exc:
             self._failed(work, exc)
         except AdoptionError as exc:
-            self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
+            work.memo.retry_at = time.monotonic() + self.settings.retry_backoff_seconds
             work.condition(cond.SYNCED, "False", "AdoptionFailed", str(exc))
         except StatusWriteError as exc:
             # Without the recorded attempt a lost answer could not be recovered: do not POST.
-            self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
+            work.memo.retry_at = time.monotonic() + self.settings.retry_backoff_seconds
             msg = f"{exc}; nothing was sent to Renku. Check the operator's rights on globalenvironments/status."
             work.condition(cond.SYNCED, "False", "StatusWriteFailed", msg)
         else:
-            self._retry_at.pop(work.ref.uid, None)
-            self._checked_at[work.ref.uid] = time.monotonic()
+            work.memo.retry_at = 0.0
+            work.memo.checked_at = time.monotonic()
 
     async def hold(self, work: Work, spec: GlobalEnvironmentSpec, claimed: Container[str]) -> None:
         """A new spec failed its checks: keep the last known good version in Renku, drift
         included, and say which version is live."""
         published, renku_id = work.status.published, work.status.renku_id
-        uid, now = work.ref.uid, time.monotonic()
-        last = self._checked_at.get(uid, float("-inf"))
-        quiet = (
-            now < self._retry_at.get(uid, 0.0) or now - last < self.settings.drift_interval_seconds
-        )
+        now = time.monotonic()
+        last = work.memo.checked_at
+        quiet = now < work.memo.retry_at or now - last < self.settings.drift_interval_seconds
         if (
             spec.suspend
             or published is None
@@ -90,7 +83,7 @@ class Publisher:
             report_kept(work)
             return
         declared = published.environment.model_dump(by_alias=False)
-        self._checked_at[uid] = now
+        work.memo.checked_at = now
         try:
             await self._converge(work, spec, declared, renku_id, claimed)
         except RenkuError as exc:
@@ -101,16 +94,14 @@ class Publisher:
             report_kept(work)
 
     def _due(self, work: Work, declared: Declared) -> bool:
-        uid, now = work.ref.uid, time.monotonic()
-        if now < self._retry_at.get(uid, 0.0):
+        now = time.monotonic()
+        if now < work.memo.retry_at:
             return False
         published = work.status.published
         unchanged = published is not None and published.fingerprint == payload.fingerprint(declared)
         in_sync = cond.find(work.conditions, cond.SYNCED)
         settled = in_sync is not None and in_sync.status == "True"
-        recent = (
-            now - self._checked_at.get(uid, float("-inf")) < self.settings.drift_interval_seconds
-        )
+        recent = now - work.memo.checked_at < self.settings.drift_interval_seconds
         return not (unchanged and settled and recent and work.status.renku_id)
 
     async def _publish(
@@ -255,7 +246,7 @@ class Publisher:
         work.condition(cond.SYNCED, "True", reason, msg)
 
     def _failed(self, work: Work, exc: RenkuError) -> None:
-        self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
+        work.memo.retry_at = time.monotonic() + self.settings.retry_backoff_seconds
         if isinstance(exc, RenkuValidationError):
             reason, hint = "RejectedByRenku", "Fix the spec so that Renku accepts it."
         elif isinstance(exc, RenkuCredentialsError):

@@ -1,15 +1,16 @@
 """The reconcile pipeline of one GlobalEnvironment: validate -> image -> smoke test -> publish.
 
-Level-based: every call looks at the spec and the last status and does the next piece of work,
-so create, update, resume and the periodic timer all run the same code. Returns the new status
-and the Events to post; the kopf handler only applies them.
+Level-based: every pass looks at the spec and the status and does the next piece of work, so a
+new object, an edit, a restart and a periodic look all run the same code. It returns the new
+status and the Events to post; the object's owner (services/owner.py) writes them. Any error,
+whatever its type, ends as a condition and an Event, and the pass is retried after the backoff.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Container, Mapping
-from typing import Any
+import time
+from collections.abc import Awaitable, Container, Mapping
+from typing import Any, TypeVar
 
 from ..api.spec import GlobalEnvironmentSpec
 from ..api.status import GlobalEnvironmentStatus
@@ -17,10 +18,11 @@ from ..config import Settings
 from ..domain import conditions as cond
 from ..domain.validation import validate_spec
 from .image_gate import ImageGate, ImageVerifier
+from .objects import ObjectState
 from .publishing import Publisher, report_kept
 from .retiring import Retirer
 from .smoke_gate import SmokeGate, SmokeRunner
-from .work import ObjectRef, Outcome, StatusMemory, Work
+from .work import ObjectRef, Outcome, Work
 
 __all__ = ["ObjectRef", "Outcome", "Reconciler"]
 
@@ -28,10 +30,13 @@ NOT_CONFIGURED = (
     "Validated and tested, not published: RENKU_ENV_OPERATOR_RENKU_URL is not set "
     "(Helm: renku.url)."
 )
+_RUNNING = {"Pending", "Running"}
+T = TypeVar("T")
 
 
 class Reconciler:
-    """One per operator; serialises work per object (handlers and timers may overlap)."""
+    """One per operator. Stateless between passes: what an object needs remembered lives in its
+    record (`ObjectState`), and its owner serialises the passes."""
 
     def __init__(
         self,
@@ -45,103 +50,103 @@ class Reconciler:
         self.retirer = Retirer(settings, publisher.sync) if publisher else None
         self.image_gate = ImageGate(settings, images)
         self.smoke_gate = SmokeGate(smoke)
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._statuses = StatusMemory()
-        # Renku id -> uid, from what this process produced: current even before kopf's index
-        # has seen the status write that carries the id.
-        self._owners: dict[str, str] = {}
 
     async def reconcile(
         self,
         ref: ObjectRef,
         raw_spec: Mapping[str, Any],
-        raw_status: Mapping[str, Any],
-        claimed: Container[str],
+        status: GlobalEnvironmentStatus,
+        memo: ObjectState,
+        claimed: Container[str] = (),
     ) -> Outcome:
-        lock = self._locks.setdefault(ref.uid, asyncio.Lock())
-        async with lock:
-            return await self._reconcile(ref, raw_spec, raw_status, claimed)
+        """One pass over the pipeline, from `status` (what the API server holds). `claimed`:
+        Renku ids other objects own (interim, until the claim records replace it)."""
+        work = Work(ref, status, cond.initial(status.conditions, ref.generation), memo=memo)
+        try:
+            spec = await _step(cond.VALIDATED, self._validate(work, raw_spec))
+            done = spec is None or await self._pipeline(work, spec, claimed)
+        except _StepFailed as failed:  # whatever it was: bounded, reported, retried
+            done = False
+            memo.retry_at = time.monotonic() + self.settings.retry_backoff_seconds
+            msg = (
+                f"The operator failed here ({failed}); retrying in "
+                f"{self.settings.retry_backoff_seconds:g}s. Please report it if it persists."
+            )
+            work.condition(failed.condition, "Unknown", "OperatorError", msg)
+            work.event("Warning", "OperatorError", msg)
+        outcome = self._finish(work, done)
+        update_test = outcome.status.image.update_test if outcome.status.image else None
+        outcome.in_flight = not done or (update_test is not None and update_test.result in _RUNNING)
+        return outcome
 
     async def retire(
         self,
         ref: ObjectRef,
         raw_spec: Mapping[str, Any],
-        raw_status: Mapping[str, Any],
+        status: GlobalEnvironmentStatus,
+        memo: ObjectState,
         attempt: int,
     ) -> Outcome:
         """Apply the deletion policy; bounded retries, then say how to release the object."""
-        lock = self._locks.setdefault(ref.uid, asyncio.Lock())
-        async with lock:
-            status = self._statuses.current(ref.uid, raw_status)
-            work = Work(ref, status, list(status.conditions))
-            retry_after = (
-                await self.retirer.retire(work, raw_spec, attempt) if self.retirer else None
-            )
-            outcome = self._finish(work, done=False, start=status)
-            self._statuses.remember(ref.uid, raw_status, outcome)
-            outcome.retry_after = retry_after
-            synced = cond.find(work.conditions, cond.SYNCED)
-            outcome.message = synced.message if synced else ""
-            return outcome
-
-    def forget(self, uid: str) -> None:
-        self._owners = {rid: owner for rid, owner in self._owners.items() if owner != uid}
-        self._statuses.forget(uid)
-        self._locks.pop(uid, None)
-        if self.publisher is not None:
-            self.publisher.forget(uid)
-        if self.image_gate.images is not None:
-            self.image_gate.images.forget(uid)
-
-    async def _reconcile(
-        self,
-        ref: ObjectRef,
-        raw_spec: Mapping[str, Any],
-        raw_status: Mapping[str, Any],
-        claimed: Container[str],
-    ) -> Outcome:
-        status = self._statuses.current(ref.uid, raw_status)
-        work = Work(ref, status, cond.initial(status.conditions, ref.generation))
-        spec = self._validate(work, raw_spec)
-        others = _Claimed(claimed, self._owners, ref.uid)
-        done = spec is None or await self._pipeline(work, spec, others)
-        outcome = self._finish(work, done, start=status)
-        self._statuses.remember(ref.uid, raw_status, outcome)
-        if outcome.status.renku_id:
-            self._owners[outcome.status.renku_id] = ref.uid
+        work = Work(ref, status, list(status.conditions), memo=memo)
+        retry_after = await self.retirer.retire(work, raw_spec, attempt) if self.retirer else None
+        outcome = self._finish(work, done=False)
+        outcome.retry_after = retry_after
+        synced = cond.find(work.conditions, cond.SYNCED)
+        outcome.message = synced.message if synced else ""
         return outcome
 
     async def _pipeline(
         self, work: Work, spec: GlobalEnvironmentSpec, claimed: Container[str]
     ) -> bool:
-        """Image -> smoke test -> publish. False while a smoke test is still running."""
-        image = await self.image_gate.verify(work, spec)
-        tested = await self.smoke_gate.run(work, spec, image) if image else False
-        if tested and self.publisher is None:
-            work.condition(cond.SYNCED, "False", "RenkuNotConfigured", NOT_CONFIGURED)
-        elif tested and self.publisher is not None:
-            pin = spec.image_policy is not None and spec.image_policy.pin_digest
-            await self.publisher.publish(
-                work, spec, image if pin and image else spec.image, claimed
-            )
-        elif tested is False and self.publisher is not None:
-            await self.publisher.hold(work, spec, claimed)
+        """Image -> smoke test -> publish, one step after the other. False while a smoke test
+        is still running (or failed to run)."""
+        image = await _step(cond.IMAGE_VERIFIED, self.image_gate.verify(work, spec))
+        tested = (
+            await _step(cond.SMOKE_TESTED, self.smoke_gate.run(work, spec, image))
+            if image
+            else False
+        )
+        # (A step between the gates and publishing goes here: it sees `image` and `tested`.)
+        if tested:
+            await _step(cond.SYNCED, self._publish(work, spec, image, claimed))
         elif tested is False:
-            report_kept(work)
+            await _step(cond.SYNCED, self._hold(work, spec, claimed))
         if image and tested is not None:
-            await self.smoke_gate.test_update(work, spec)
+            await _step(cond.SMOKE_TESTED, self.smoke_gate.test_update(work, spec))
         return tested is not None
 
-    def _finish(self, work: Work, done: bool, start: GlobalEnvironmentStatus) -> Outcome:
+    async def _publish(
+        self,
+        work: Work,
+        spec: GlobalEnvironmentSpec,
+        image: str | None,
+        claimed: Container[str],
+    ) -> None:
+        if self.publisher is None:
+            work.condition(cond.SYNCED, "False", "RenkuNotConfigured", NOT_CONFIGURED)
+            return
+        pin = spec.image_policy is not None and spec.image_policy.pin_digest
+        # Merge seam: `claimed` goes once Publisher.publish no longer takes it (ownership).
+        await self.publisher.publish(work, spec, image if pin and image else spec.image, claimed)
+
+    async def _hold(self, work: Work, spec: GlobalEnvironmentSpec, claimed: Container[str]) -> None:
+        if self.publisher is None:
+            report_kept(work)
+            return
+        await self.publisher.hold(work, spec, claimed)  # merge seam: as above
+
+    def _finish(self, work: Work, done: bool) -> Outcome:
         conditions = cond.with_ready(work.conditions, work.ref.generation)
         updates: dict[str, Any] = {"conditions": conditions}
         if done:
             updates["observed_generation"] = work.ref.generation
-        base = start.model_dump(by_alias=True, exclude_none=True, mode="json")
         status = work.status.model_copy(update=updates)
-        return Outcome(status, work.events, base=base, written=dict(work.written))
+        return Outcome(status, work.events)
 
-    def _validate(self, work: Work, raw_spec: Mapping[str, Any]) -> GlobalEnvironmentSpec | None:
+    async def _validate(
+        self, work: Work, raw_spec: Mapping[str, Any]
+    ) -> GlobalEnvironmentSpec | None:
         spec, problems = validate_spec(raw_spec)
         errors = [p for p in problems if p.severity == "error"]
         if spec is None or errors:
@@ -161,15 +166,17 @@ class Reconciler:
         return spec
 
 
-class _Claimed:
-    """Renku ids owned by other objects: by the caller's word (kopf's index) or by what this
-    process itself published for another object."""
+class _StepFailed(Exception):
+    """A pipeline step raised: `condition` is the one it reports on."""
 
-    def __init__(self, claimed: Container[str], owners: Mapping[str, str], uid: str) -> None:
-        self._claimed, self._owners, self._uid = claimed, owners, uid
+    def __init__(self, condition: str, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.condition = condition
 
-    def __contains__(self, renku_id: object) -> bool:
-        if renku_id in self._claimed:
-            return True
-        owner = self._owners.get(renku_id) if isinstance(renku_id, str) else None
-        return owner is not None and owner != self._uid
+
+async def _step(condition: str, step: Awaitable[T]) -> T:
+    """Run one pipeline step; an error of any type is tagged with the step's condition."""
+    try:
+        return await step
+    except Exception as exc:  # bounded by the caller, whatever it is
+        raise _StepFailed(condition, exc) from exc

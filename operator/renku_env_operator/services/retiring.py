@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..api.spec import DeletionPolicy
-from ..clients.renku_errors import RenkuError
 from ..config import Settings
 from ..domain import conditions as cond
 from .renku_sync import RenkuSync
@@ -39,12 +38,12 @@ class Retirer:
             return None
         try:
             reason, done = await self.sync.retire(renku_id, policy)
-        except RenkuError as exc:
+        except Exception as exc:  # any failure takes the bounded path
             return self._retire_failed(work, exc, attempt, renku_id)
         work.event("Normal", reason, done)
         return None
 
-    def _retire_failed(self, work: Work, exc: RenkuError, attempt: int, renku_id: str) -> float:
+    def _retire_failed(self, work: Work, exc: Exception, attempt: int, renku_id: str) -> float:
         limit = self.settings.delete_attempts
         if attempt < limit:
             msg = f"Could not clean up environment {renku_id} in Renku (attempt {attempt} of {limit}): {exc}"
