@@ -231,7 +231,8 @@ class GlobalEnvironmentStatus(ApiModel):
     """Id of the environment in Renku's registry."""
 
     last_sync_time: str | None = None
-    """When Renku was last confirmed to match the declared state (RFC 3339)."""
+    """When Renku was last made to match the declared state, or found matching with another
+    change to report (RFC 3339). A drift check that finds nothing new writes nothing."""
 
     published: PublishedStatus | None = None
     """What is live in Renku."""

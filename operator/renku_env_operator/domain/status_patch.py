@@ -11,6 +11,7 @@ _RUNNING = ("Pending", "Running")
 # Of a running test, what matters to anyone reading the status (and to a restarted operator).
 _RUN_IDENTITY = ("result", "generation", "image", "podName", "session", "trigger")
 _PROGRESS_CONDITIONS = ("SmokeTested", "Ready")
+_CONFIRMATIONS = ("lastSyncTime",)
 
 
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -28,6 +29,12 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
         elif key not in old or before != value:
             patch[key] = copy.deepcopy(value)
     return patch
+
+
+def worth_writing(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether `new` says something `old` does not. A drift check that found nothing only
+    moves lastSyncTime: that alone is not written (steady state writes nothing)."""
+    return _without(old, _CONFIRMATIONS) != _without(new, _CONFIRMATIONS)
 
 
 def progress_only(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -63,3 +70,7 @@ def _without_progress(condition: object) -> object:
     if condition.get("type") in _PROGRESS_CONDITIONS and condition.get("status") == "Unknown":
         return {k: v for k, v in condition.items() if k not in ("message", "lastTransitionTime")}
     return condition
+
+
+def _without(status: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: value for key, value in status.items() if key not in keys}

@@ -31,8 +31,8 @@ class ObjectState:
     """The status as the API server holds it after this owner's last write (None: not yet)."""
     status_rv: str | None = None
     """The resourceVersion that write produced."""
-    progress_written_at: float = float("-inf")
-    """When a running smoke test's progress was last written (progress is rate-limited)."""
+    written_at: float = float("-inf")
+    """When this owner last wrote status (a running test's progress waits a while after)."""
 
     retry_at: float = 0.0
     """Publisher: no Renku write before this time (monotonic), after a failure."""

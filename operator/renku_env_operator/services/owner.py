@@ -27,7 +27,7 @@ from .. import metrics
 from ..api.status import GlobalEnvironmentStatus, read_status
 from ..config import Settings
 from ..domain import conditions as cond
-from ..domain.status_patch import merge_patch, progress_only
+from ..domain.status_patch import merge_patch, progress_only, worth_writing
 from .objects import Objects, ObjectState, OwnedElsewhere
 from .reconciler import Reconciler
 from .work import Event, ObjectRef, Outcome
@@ -230,15 +230,13 @@ class Owners:
         old = self._known(state, body)
         new = status.model_dump(by_alias=True, exclude_none=True, mode="json")
         patch = merge_patch(old, new)
-        if not patch:
+        if not patch or not worth_writing(old, new):
             return
         now = time.monotonic()
-        if progress_only(old, new):
-            if now - state.progress_written_at < PROGRESS_WRITE_SECONDS:
-                return
-            state.progress_written_at = now
+        if progress_only(old, new) and now - state.written_at < PROGRESS_WRITE_SECONDS:
+            return
         version = await self._status.patch_status(ref.namespace, ref.name, patch)
-        state.status, state.status_rv = new, version
+        state.status, state.status_rv, state.written_at = new, version, now
 
     def _announce(self, body: Mapping[str, Any], event: Event) -> None:
         self._post(body, event.type, event.reason, event.message[:1024])
