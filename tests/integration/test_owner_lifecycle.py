@@ -101,7 +101,8 @@ async def test_apply_to_ready_without_a_smoke_test_costs_few_writes_and_then_non
     assert to_ready[0] == "PATCH object"  # the finalizer, before anything else
     assert len(steady) <= 1, steady
     synced = condition(kube.peek(GENV, NAMESPACE, "frugal") or {}, "Synced")
-    assert synced is not None and synced["status"] == "True"
+    assert synced is not None
+    assert synced["status"] == "True"
     # No kopf annotations (diff-base, progress) on a live object.
     annotations = (kube.peek(GENV, NAMESPACE, "frugal") or {})["metadata"].get("annotations", {})
     assert not [key for key in annotations if key.startswith("env-operator.renku.io")]
@@ -146,7 +147,8 @@ async def test_a_description_edit_reaches_renku_without_a_new_smoke_test(
     )
     assert smoke_pods_created(kube) == pods  # no new smoke test
     tested = condition(done, "SmokeTested")
-    assert tested is not None and tested["reason"] == "Passed"
+    assert tested is not None
+    assert tested["reason"] == "Passed"
     assert done["status"]["smokeTest"]["generation"] == 1  # the verdict of the first test holds
 
 
@@ -196,3 +198,30 @@ async def test_a_crash_whose_log_cannot_be_read_still_gets_its_verdict(
     assert smoke["reason"] == "CrashedOnStart"
     assert "log could not be read" in smoke["message"]
     assert renku_double.count("POST", ENVS) == 0
+
+
+async def test_a_status_the_operator_cannot_read_is_reported_and_never_blocks_deletion(
+    kube: Kube, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    await start_operator()
+    await kube.create(genv("garbled", smokeTest=NO_SMOKE))
+    ready = await kube.wait_for(GENV, NAMESPACE, "garbled", has_condition("Ready", "True"))
+    renku_id = ready["status"]["renkuId"]
+    # An operator rolled back under a newer CRD, or a hand-edited status.
+    garbled = {
+        "createAttempt": {"startedAt": "last tuesday", "fingerprint": "f"},
+        "published": {**ready["status"]["published"], "signedBy": "a newer operator"},
+    }
+    await kube.patch(GENV, NAMESPACE, "garbled", {"status": garbled}, subresource="status")
+
+    event = await kube.wait_event("garbled", "StatusUnreadable", namespace=NAMESPACE)
+    assert "status.createAttempt.startedAt" in event["message"]
+    assert "status.published.signedBy: unknown field" in event["message"]
+    cleaned = await kube.wait_for(
+        GENV, NAMESPACE, "garbled", lambda o: "createAttempt" not in o["status"]
+    )
+    assert "signedBy" not in cleaned["status"]["published"]
+
+    await kube.delete(GENV, NAMESPACE, "garbled")
+    await kube.wait_gone(GENV, NAMESPACE, "garbled", timeout=10)
+    assert renku_double.environments[renku_id]["is_archived"] is True
