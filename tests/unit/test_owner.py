@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from renku_env_operator.clients.globalenvironments import StatusWriteError
 from renku_env_operator.config import Settings
 from renku_env_operator.services.owner import Owners
 from renku_env_operator.services.reconciler import Reconciler
@@ -238,3 +239,56 @@ async def test_forgetting_an_object_ends_its_record(
 
     assert "uid-1" not in owners.objects
     assert len(owners.objects) == 0
+
+
+class Refusing(Server):
+    """An API server that refuses status writes (RBAC, or an outage)."""
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> str:
+        raise StatusWriteError(f"cannot write status of {namespace}/{name}: 403 Forbidden")
+
+
+async def test_a_refused_status_write_is_reported_and_retried_not_raised(
+    renku: MemoryRenku, posted: Posted
+) -> None:
+    owners = owners_for(renku, Refusing(), posted, retry_backoff_seconds=3.0)
+
+    delay = await owners.look(body({}, version=1))
+
+    assert delay == 3.0
+    assert any(r == "OperatorError" and "403 Forbidden" in m for _, r, m in posted)
+
+
+async def test_a_retire_done_in_renku_releases_the_object_even_if_status_cannot_be_written(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted)
+    await owners.look(body({}, version=1))
+    renku_id = server.status["renkuId"]
+    owners._status = Refusing()
+
+    retry_after, _ = await owners.retire(body(server.status, server.version), attempt=1)
+
+    assert retry_after is None
+    assert renku.envs[renku_id]["is_archived"] is True
+
+
+async def test_a_failing_retire_whose_status_cannot_be_written_is_still_bounded(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted, delete_attempts=2)
+    await owners.look(body({}, version=1))
+    owners._status = Refusing()
+
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise Broken("Renku is down")
+
+    renku.archive_environment = broken  # type: ignore[method-assign]
+
+    first, _ = await owners.retire(body(server.status, server.version), attempt=1)
+    last, message = await owners.retire(body(server.status, server.version), attempt=2)
+
+    assert first is not None
+    assert last is not None
+    assert [r for _, r, _ in posted][-2:] == ["Deleting", "DeletionBlocked"]
+    assert "attempt 2 of 2" in message

@@ -141,26 +141,44 @@ class Owners:
 
     async def retire(self, body: Mapping[str, Any], attempt: int) -> tuple[float | None, str]:
         """Apply the deletion policy (after any pass in progress). Returns a retry delay (None:
-        done) and the message saying why not."""
+        done) and the message saying why not. Never raises: kopf's retries stay bounded."""
         ref = ref_of(body)
         state = self.objects.get(ref.uid)
         state.view = state.view or body  # after a restart in the middle of a deletion
         async with state.lock:
-            status = self._read(state, body)
             try:
+                status = self._read(state, body)
                 outcome = await self.reconciler.retire(
                     ref, body.get("spec") or {}, status, state, attempt
                 )
-            except Exception as exc:  # bounded by kopf's attempts, reported
+            except Exception as exc:  # whatever it is: reported, retried, bounded
                 log.exception("retiring %s/%s failed", ref.namespace, ref.name)
-                message = f"Retiring failed ({type(exc).__name__}: {exc}); will retry."
-                self._post(body, "Warning", "Deleting", message)
-                return self.settings.retry_backoff_seconds, message
-            await self._settle(state, body, outcome)
+                return self._retire_failed(body, attempt, f"{type(exc).__name__}: {exc}")
+            try:
+                await self._settle(state, body, outcome)
+            except Exception as exc:  # the status of an object on its way out
+                log.warning("status of %s/%s not written: %s", ref.namespace, ref.name, exc)
+                if outcome.retry_after is not None:
+                    return self._retire_failed(body, attempt, f"{type(exc).__name__}: {exc}")
             if outcome.retry_after is None and self._cancel_smoke is not None:
-                # Smoke pods live in another namespace: no owner reference removes them.
-                await self._cancel_smoke(ref.uid)
+                try:  # smoke pods live in another namespace: no owner reference removes them
+                    await self._cancel_smoke(ref.uid)
+                except Exception as exc:  # they end at their own deadline anyway
+                    log.warning("smoke pods of %s/%s not deleted: %s", ref.namespace, ref.name, exc)
             return outcome.retry_after, outcome.message
+
+    def _retire_failed(
+        self, body: Mapping[str, Any], attempt: int, error: str
+    ) -> tuple[float, str]:
+        """An error outside the Renku calls (those report themselves): an Event, a retry."""
+        limit = self.settings.delete_attempts
+        blocked = attempt >= limit
+        message = f"Retiring failed (attempt {attempt} of {limit}): {error}. " + (
+            "Deletion is blocked until this is fixed." if blocked else "Will retry."
+        )
+        self._post(body, "Warning", "DeletionBlocked" if blocked else "Deleting", message)
+        backoff = self.settings.retry_backoff_seconds
+        return (backoff * 4 if blocked else backoff), message
 
     async def write_fields(self, ref: ObjectRef, fields: dict[str, Any]) -> None:
         """Write some status fields now, in the middle of a pass (the create attempt, before
