@@ -225,3 +225,22 @@ async def test_a_status_the_operator_cannot_read_is_reported_and_never_blocks_de
     await kube.delete(GENV, NAMESPACE, "garbled")
     await kube.wait_gone(GENV, NAMESPACE, "garbled", timeout=10)
     assert renku_double.environments[renku_id]["is_archived"] is True
+
+
+async def test_a_passing_image_whose_logs_cannot_be_read_is_published_with_checks_skipped(
+    kube: Kube, kubelet: Kubelet, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    plan_passing(kubelet, "unheard")
+    kube.emulator.pods.kubelet_unreachable = True
+    await start_operator()
+    await kube.create({**genv("unheard"), "spec": session_spec()})
+
+    ready = await kube.wait_for(
+        GENV, NAMESPACE, "unheard", has_condition("Ready", "True"), timeout=20
+    )
+
+    checks = {c["name"]: c for c in ready["status"]["smokeTest"]["checks"]}
+    assert checks["Ready"]["result"] == "Passed"
+    assert checks["MountWritable"]["result"] == "Skipped"
+    assert "log could not be read" in checks["MountWritable"]["message"]
+    assert renku_double.count("POST", ENVS) == 1
