@@ -18,10 +18,9 @@ import kopf
 from .. import metrics
 from ..api import crd
 from ..config import Settings
-from ..services.owner import RETEST_ANNOTATION, periodic_interval
 from .context import OperatorContext
 
-__all__ = ["OWNER", "RESOURCE", "RETEST_ANNOTATION", "periodic_interval", "post_event", "register"]
+__all__ = ["OWNER", "RESOURCE", "post_event", "register"]
 
 RESOURCE = (crd.GROUP, crd.VERSION, crd.PLURAL)
 OWNER = "owner"
