@@ -25,10 +25,12 @@ from typing import Any
 import kmock
 import kubernetes.config.kube_config
 
+from renku_env_operator.api.status import GlobalEnvironmentStatus
 from renku_env_operator.clients.claims import ClaimsClient
 from renku_env_operator.clients.kube import KubeClient
 from renku_env_operator.config import Settings
 from renku_env_operator.runner import run_operator
+from renku_env_operator.services.objects import Objects
 from renku_env_operator.services.reconciler import ObjectRef, Reconciler
 from tests.support.kube import GENV, Kube, make_emulator, write_kubeconfig
 from tests.support.kube_emulator import KubeEmulator
@@ -123,16 +125,18 @@ async def _bench_reconcile(
     reconciler = Reconciler(Settings(image_checks=False), publisher_for(renku, claims), None, None)
     spec = {"image": "ghcr.io/example/env:1.0.0", "smokeTest": {"enabled": False}}
     refs = [ObjectRef("renku", f"env-{i}", f"uid-{i}", 1) for i in range(count)]
-    status = {}
+    objects, status = Objects(), {}
     for ref in refs:
-        outcome = await reconciler.reconcile(ref, spec, {})
-        status[ref.uid] = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+        outcome = await reconciler.reconcile(
+            ref, spec, GlobalEnvironmentStatus(), objects.get(ref.uid)
+        )
+        status[ref.uid] = outcome.status
     renku.log.clear()
     writes_before = len(emulator.log.entries)
     calls, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         for ref in refs:
-            await reconciler.reconcile(ref, spec, status[ref.uid])
+            await reconciler.reconcile(ref, spec, status[ref.uid], objects.get(ref.uid))
             calls += 1
     elapsed = time.perf_counter() - started
     return {

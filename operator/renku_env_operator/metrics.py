@@ -70,26 +70,27 @@ AVAILABLE_UPDATES = Gauge(
 BUILD_INFO = Info(f"{PREFIX}_build", "Version of the running operator.")
 
 
-class ReadyGauge:
-    """Keeps GLOBAL_ENVIRONMENTS equal to the count of objects per Ready status."""
+READY_STATUSES = ("True", "False", "Unknown")
 
-    STATUSES = ("True", "False", "Unknown")
 
-    def __init__(self) -> None:
-        self._by_uid: dict[str, str] = {}
-        for status in self.STATUSES:
-            GLOBAL_ENVIRONMENTS.labels(status).set(0)
+def reset_object_gauges() -> None:
+    """Per-object gauges start at zero (a new record set: start-up, or a test)."""
+    for status in READY_STATUSES:
+        GLOBAL_ENVIRONMENTS.labels(status).set(0)
+    AVAILABLE_UPDATES.set(0)
 
-    def set(self, uid: str, status: str) -> None:
-        old = self._by_uid.get(uid)
-        if old == status:
-            return
-        if old is not None:
-            GLOBAL_ENVIRONMENTS.labels(old).dec()
-        self._by_uid[uid] = status
-        GLOBAL_ENVIRONMENTS.labels(status).inc()
 
-    def forget(self, uid: str) -> None:
-        old = self._by_uid.pop(uid, None)
-        if old is not None:
-            GLOBAL_ENVIRONMENTS.labels(old).dec()
+def move_ready(old: str | None, new: str | None) -> None:
+    """One object's Ready status changed from `old` to `new` (None: not counted)."""
+    if old == new:
+        return
+    if old is not None:
+        GLOBAL_ENVIRONMENTS.labels(old).dec()
+    if new is not None:
+        GLOBAL_ENVIRONMENTS.labels(new).inc()
+
+
+def move_updates(old: bool, new: bool) -> None:
+    """One object's "a newer image version exists" changed."""
+    if old != new:
+        AVAILABLE_UPDATES.inc() if new else AVAILABLE_UPDATES.dec()

@@ -37,11 +37,9 @@ _LOG_FORMATS = {
 }
 
 
-def _quiet_timers(record: logging.LogRecord) -> bool:
-    """Drop kopf's "Timer ... succeeded." lines: one per object every few seconds is noise."""
-    message = record.getMessage()
-    timers = (globalenvironment.FAST_TIMER, globalenvironment.SLOW_TIMER)
-    return not any(message == f"Timer {name!r} succeeded." for name in timers)
+def _quiet_events(record: logging.LogRecord) -> bool:
+    """Drop kopf's "Handler 'wake' succeeded." lines: one per watch event is noise."""
+    return record.getMessage() != "Handler 'wake' succeeded."
 
 
 def run_operator(
@@ -63,7 +61,7 @@ def run_operator(
         log_refkey="object",
     )
     if config.log_level != "DEBUG":
-        logging.getLogger("kopf.objects").addFilter(_quiet_timers)
+        logging.getLogger("kopf.objects").addFilter(_quiet_events)
     if config.metrics_port:
         start_http_server(config.metrics_port)
     settings = kopf.OperatorSettings()

@@ -27,6 +27,7 @@ from renku_env_operator.clients.registry_net import resolve
 from renku_env_operator.config import Settings
 from renku_env_operator.domain.images import ImageReference, parse_image_reference
 from renku_env_operator.services.image_verify import ImageVerifier
+from renku_env_operator.services.objects import ObjectState
 from tests.support.hostile_http import MIB, HostileServer, Request, drip, huge
 from tests.support.oci_images import push_image
 
@@ -294,7 +295,9 @@ async def test_a_dripping_registry_is_cut_off_at_the_deadline(server: HostileSer
         internal_allowlist=settings.registry_internal_allowlist,
     ) as client:
         started = time.monotonic()
-        status = await ImageVerifier(settings, client, no_architectures).verify(spec, None)
+        status = await ImageVerifier(settings, client, no_architectures).verify(
+            spec, None, ObjectState("uid")
+        )
         elapsed = time.monotonic() - started
     (finding,) = status.findings
     assert (finding.severity, finding.reason) == ("Error", "RegistryDeadlineExceeded")

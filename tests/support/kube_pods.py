@@ -75,6 +75,9 @@ class PodSideband:
         factory=dict
     )
 
+    kubelet_unreachable: bool = False
+    """While True, every log read fails as when the API server cannot reach the node (500)."""
+
     def set_logs(
         self, namespace: str, name: str, current: str | None, previous: str | None = None
     ) -> None:
@@ -101,6 +104,12 @@ class PodSideband:
 
     def _serve_log(self, request: kmock.Request, pod: Obj) -> aiohttp.web.Response:
         name = pod["metadata"]["name"]
+        if self.kubelet_unreachable:  # what a real API server answers then
+            msg = (
+                f'Get "https://10.0.0.7:10250/containerLogs/{pod["metadata"].get("namespace")}/'
+                f'{name}/session": dial tcp 10.0.0.7:10250: connect: connection refused'
+            )
+            raise meta.ApiError(500, "InternalError", msg, {})
         container = _container(pod, request.params.get("container"))
         logs = self.logs.get((pod["metadata"].get("namespace"), name), PodLogs())
         if request.params.get("previous") == "true":

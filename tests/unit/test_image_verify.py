@@ -22,6 +22,7 @@ from renku_env_operator.clients.registry_errors import (
 from renku_env_operator.config import Settings
 from renku_env_operator.domain.images import ImageConfig, ImageFacts, ImageReference, Platform
 from renku_env_operator.services.image_verify import ImageVerifier
+from renku_env_operator.services.objects import Objects, ObjectState
 
 IMAGE = "ghcr.io/acme/lab:1.2.3"
 DIGEST = "sha256:" + "a" * 64
@@ -114,14 +115,15 @@ def updates_metric() -> float | None:
 async def test_the_registry_is_asked_once_per_interval(
     registry: FakeRegistry, clock: Clock
 ) -> None:
+    memo = ObjectState("uid")
     images = verifier(registry, clock)
-    first = await images.verify(spec(), None, key="uid")
+    first = await images.verify(spec(), None, memo)
     clock.now += INTERVAL - 1
-    assert await images.verify(spec(), first, key="uid") is first
+    assert await images.verify(spec(), first, memo) is first
     assert len(registry.inspected) == 1
 
     clock.now += 1
-    again = await images.verify(spec(), first, key="uid")
+    again = await images.verify(spec(), first, memo)
 
     assert len(registry.inspected) == 2
     assert again is not first
@@ -130,11 +132,12 @@ async def test_the_registry_is_asked_once_per_interval(
 async def test_a_new_image_or_an_unknown_object_is_asked_at_once(
     registry: FakeRegistry, clock: Clock
 ) -> None:
+    memo = ObjectState("uid")
     images = verifier(registry, clock)
-    first = await images.verify(spec(), None, key="uid")
+    first = await images.verify(spec(), None, memo)
 
-    await images.verify(spec("ghcr.io/acme/lab:1.2.4"), first, key="uid")
-    await images.verify(spec(), first, key="restarted-elsewhere")  # no memory of this key
+    await images.verify(spec("ghcr.io/acme/lab:1.2.4"), first, memo)
+    await images.verify(spec(), first, ObjectState("restarted-elsewhere"))  # no memory of this key
 
     assert [ref for ref, _ in registry.inspected] == [IMAGE, "ghcr.io/acme/lab:1.2.4", IMAGE]
 
@@ -153,17 +156,18 @@ async def test_a_new_image_or_an_unknown_object_is_asked_at_once(
 async def test_a_failed_look_up_is_retried_after_the_backoff(
     registry: FakeRegistry, clock: Clock, error: RegistryError, reason: str
 ) -> None:
+    memo = ObjectState("uid")
     registry.facts = error
     images = verifier(registry, clock)
-    failed = await images.verify(spec(), None, key="uid")
+    failed = await images.verify(spec(), None, memo)
     assert (reasons(failed), failed.digest) == ([reason], None)
     assert str(error) in failed.findings[0].message
     clock.now += BACKOFF - 0.5
-    assert await images.verify(spec(), failed, key="uid") is failed
+    assert await images.verify(spec(), failed, memo) is failed
 
     registry.facts = facts("linux/amd64")
     clock.now += 0.5
-    recovered = await images.verify(spec(), failed, key="uid")
+    recovered = await images.verify(spec(), failed, memo)
 
     assert (recovered.digest, recovered.findings) == (DIGEST, [])
     assert len(registry.inspected) == 2
@@ -173,7 +177,7 @@ async def test_an_unavailable_registry_says_it_will_retry(
     registry: FakeRegistry, clock: Clock
 ) -> None:
     registry.facts = RegistryUnavailableError("cannot reach ghcr.io")
-    failed = await verifier(registry, clock).verify(spec(), None)
+    failed = await verifier(registry, clock).verify(spec(), None, ObjectState("uid"))
     assert failed.findings[0].message == "cannot reach ghcr.io; will retry"
     assert failed.findings[0].severity == "Error"
 
@@ -182,14 +186,16 @@ async def test_an_unparsable_reference_is_reported_without_asking(
     registry: FakeRegistry, clock: Clock
 ) -> None:
     bad = spec().model_copy(update={"image": "ghcr.io/Acme/Lab:1"})
-    status = await verifier(registry, clock).verify(bad, None)
+    status = await verifier(registry, clock).verify(bad, None, ObjectState("uid"))
     assert reasons(status) == ["InvalidImageReference"]
     assert registry.inspected == []
 
 
 async def test_facts_are_reported_with_errors_first(registry: FakeRegistry, clock: Clock) -> None:
     registry.facts = facts("linux/arm64", "linux/s390x", config=ImageConfig(User="root"))
-    status = await verifier(registry, clock).verify(spec("ghcr.io/acme/lab:latest"), None)
+    status = await verifier(registry, clock).verify(
+        spec("ghcr.io/acme/lab:latest"), None, ObjectState("uid")
+    )
 
     assert (status.reference, status.digest) == ("ghcr.io/acme/lab:latest", DIGEST)
     assert status.platforms == ["linux/arm64", "linux/s390x"]
@@ -209,7 +215,7 @@ async def test_unknown_node_architectures_skip_the_platform_check(
     registry: FakeRegistry, clock: Clock
 ) -> None:
     registry.facts = facts("linux/arm64")
-    status = await verifier(registry, clock, archs=()).verify(spec(), None)
+    status = await verifier(registry, clock, archs=()).verify(spec(), None, ObjectState("uid"))
     assert "NoMatchingPlatform" not in reasons(status)
     assert registry.inspected == [(IMAGE, None)]
 
@@ -218,7 +224,7 @@ async def test_the_error_tag_policy_makes_latest_an_error(
     registry: FakeRegistry, clock: Clock
 ) -> None:
     status = await verifier(registry, clock, tag_policy="Error").verify(
-        spec("ghcr.io/acme/lab:latest"), None
+        spec("ghcr.io/acme/lab:latest"), None, ObjectState("uid")
     )
     assert [(f.reason, f.severity) for f in status.findings] == [("LatestTag", "Error")]
 
@@ -227,14 +233,16 @@ async def test_updates_are_listed_highest_first_at_most_ten(
     registry: FakeRegistry, clock: Clock
 ) -> None:
     registry.tags = ["1.2.3", "2.0.0", "latest", *(f"1.{minor}.0" for minor in range(3, 15))]
-    status = await verifier(registry, clock).verify(spec(), None)
+    status = await verifier(registry, clock).verify(spec(), None, ObjectState("uid"))
     assert status.latest_version == "1.14.0"
     assert status.available_updates == [f"1.{minor}.0" for minor in range(14, 4, -1)]
 
 
 async def test_the_update_range_widens_the_updates(registry: FakeRegistry, clock: Clock) -> None:
     registry.tags = ["1.2.3", "1.3.0", "2.0.0", "3.0.0"]
-    status = await verifier(registry, clock).verify(spec(updateRange=">=1.2.3 <3"), None)
+    status = await verifier(registry, clock).verify(
+        spec(updateRange=">=1.2.3 <3"), None, ObjectState("uid")
+    )
     assert status.available_updates == ["2.0.0", "1.3.0"]
 
 
@@ -250,34 +258,35 @@ async def test_update_reports_never_block_the_image(
     registry: FakeRegistry, clock: Clock, policy: dict[str, str], tags: Any
 ) -> None:
     registry.tags = tags
-    status = await verifier(registry, clock).verify(spec(**policy), None)
+    status = await verifier(registry, clock).verify(spec(**policy), None, ObjectState("uid"))
     assert (status.digest, status.findings) == (DIGEST, [])
     assert (status.latest_version, status.available_updates) == (None, [])
 
 
 async def test_the_metric_counts_objects_with_updates(registry: FakeRegistry, clock: Clock) -> None:
     registry.tags = ["1.2.3", "1.3.0"]
-    images = verifier(registry, clock)
-    await images.verify(spec(), None, key="a")
-    await images.verify(spec(), None, key="b")
-    await images.verify(spec("ghcr.io/acme/lab:1.3.0"), None, key="c")  # already the newest
+    images, objects = verifier(registry, clock), Objects()
+    await images.verify(spec(), None, objects.get("a"))
+    await images.verify(spec(), None, objects.get("b"))
+    await images.verify(spec("ghcr.io/acme/lab:1.3.0"), None, objects.get("c"))  # the newest
     assert updates_metric() == 2
 
-    images.forget("a")
+    objects.forget("a")
     assert updates_metric() == 1
-    images.forget("unknown")  # forgetting twice or an unknown object is harmless
+    objects.forget("unknown")  # forgetting twice or an unknown object is harmless
     assert updates_metric() == 1
 
 
 async def test_an_outage_after_a_good_check_keeps_the_facts_with_a_warning(
     registry: FakeRegistry, clock: Clock
 ) -> None:
+    memo = ObjectState("uid")
     images = verifier(registry, clock)
-    good = await images.verify(spec(), None, key="uid")
+    good = await images.verify(spec(), None, memo)
     registry.facts = RegistryUnavailableError("ghcr.io answers 503")
     clock.now += INTERVAL
 
-    kept = await images.verify(spec(), good, key="uid")
+    kept = await images.verify(spec(), good, memo)
 
     assert kept.digest == good.digest
     assert kept.platforms == good.platforms
@@ -287,7 +296,7 @@ async def test_an_outage_after_a_good_check_keeps_the_facts_with_a_warning(
     assert "keeping what it said" in kept.findings[-1].message
     clock.now += BACKOFF  # retried after the short backoff, not the full interval
     registry.facts = facts("linux/amd64")
-    again = await images.verify(spec(), kept, key="uid")
+    again = await images.verify(spec(), kept, memo)
     assert [f for f in again.findings if f.check == "Registry"] == []
 
 
@@ -295,7 +304,7 @@ async def test_a_refused_tag_listing_is_a_warning_naming_the_rule(
     registry: FakeRegistry, clock: Clock
 ) -> None:
     registry.tags = RegistryNotAllowedError("the next page (Link header) points to evil.example")
-    checked = await verifier(registry, clock).verify(spec(), None, key="uid")
+    checked = await verifier(registry, clock).verify(spec(), None, ObjectState("uid"))
     (finding,) = [f for f in checked.findings if f.check == "Updates"]
     assert (finding.severity, finding.reason) == ("Warning", "RegistryNotAllowed")
     assert "evil.example" in finding.message

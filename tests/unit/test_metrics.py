@@ -12,6 +12,7 @@ from prometheus_client.samples import Sample
 
 import renku_env_operator
 from renku_env_operator import metrics
+from renku_env_operator.services.objects import Objects
 
 METRICS = {
     attr: value for attr, value in vars(metrics).items() if isinstance(value, MetricWrapperBase)
@@ -97,13 +98,27 @@ def test_the_ready_gauge_counts_objects_per_status() -> None:
     def count(status: str) -> float | None:
         return REGISTRY.get_sample_value("renku_env_operator_globalenvironments", {"ready": status})
 
-    gauge = metrics.ReadyGauge()
-    gauge.set("a", "True")
-    gauge.set("b", "True")
-    gauge.set("c", "False")
+    objects = Objects()
+    objects.get("a").set_ready("True")
+    objects.get("b").set_ready("True")
+    objects.get("c").set_ready("False")
     assert (count("True"), count("False"), count("Unknown")) == (2, 1, 0)
 
-    gauge.set("b", "Unknown")  # a status change moves the object, it does not add one
-    gauge.forget("c")
-    gauge.forget("never-seen")
+    objects.get("b").set_ready("Unknown")  # a status change moves the object, it does not add one
+    objects.forget("c")
+    objects.forget("never-seen")
     assert (count("True"), count("False"), count("Unknown")) == (1, 0, 1)
+
+
+def test_the_update_gauge_counts_objects_with_a_newer_version() -> None:
+    def count() -> float | None:
+        return REGISTRY.get_sample_value("renku_env_operator_available_image_updates")
+
+    objects = Objects()
+    objects.get("a").set_has_update(True)
+    objects.get("b").set_has_update(True)
+    objects.get("b").set_has_update(True)
+    assert count() == 2
+
+    objects.forget("a")  # the one place that forgets an object also drops its share
+    assert count() == 1

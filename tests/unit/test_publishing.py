@@ -18,6 +18,7 @@ from renku_env_operator.clients.renku_errors import (
     RenkuValidationError,
 )
 from renku_env_operator.domain import conditions as cond
+from renku_env_operator.services.objects import ObjectState
 from renku_env_operator.services.ownership import Ownership
 from renku_env_operator.services.publishing import Publisher
 from renku_env_operator.services.renku_sync import RenkuSnapshot
@@ -46,7 +47,7 @@ def fresh_work(status: GlobalEnvironmentStatus | None = None) -> Work:
 def applied(work: Work) -> Work:
     """The next reconcile's Work, once kopf has stored what this one produced."""
     status = work.status.model_copy(update={"conditions": work.conditions})
-    return Work(REF, status, list(work.conditions))
+    return Work(REF, status, list(work.conditions), memo=work.memo)
 
 
 def synced(work: Work) -> tuple[str, str, str]:
@@ -261,6 +262,7 @@ async def test_adoption_refuses_an_owned_or_unknown_id(
 
 async def drift_check(renku: MemoryRenku, publisher: Publisher, work: Work, **fields: Any) -> Work:
     """The periodic check, as a restarted operator makes it at once (nothing in memory)."""
+    work.memo = ObjectState(REF.uid)  # what a restarted operator knows: nothing
     publisher.forget(REF.uid)
     publisher.sync.snapshot.invalidate()
     await publisher.publish(work, spec(**fields), IMAGE)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from renku_env_operator.api.spec import GlobalEnvironmentSpec
+from renku_env_operator.api.spec import GlobalEnvironmentSpec, SmokeTestSpec
 from renku_env_operator.api.status import GlobalEnvironmentStatus, SmokeTestStatus
 from renku_env_operator.clients.kube import KubeForbiddenError
 from renku_env_operator.domain import conditions as cond
-from renku_env_operator.services.smoke_gate import SmokeGate
+from renku_env_operator.services.smoke_gate import SmokeGate, session_fingerprint
 from renku_env_operator.services.work import ObjectRef, Work
 
 REF = ObjectRef(namespace="renku", name="python", uid="uid-1", generation=1)
@@ -96,3 +96,68 @@ async def test_a_failure_is_reported_with_its_specific_reason() -> None:
     assert (status, reason) == ("False", "SmokeTestFailed")
     assert message.startswith("NeverReady: ")
     assert [(e.type, e.reason) for e in done.events] == [("Warning", "SmokeTestFailed")]
+
+
+def verdict_for(spec: GlobalEnvironmentSpec, generation: int = 1) -> SmokeTestStatus:
+    """A passed verdict recorded for `spec` (its session fingerprint) at `generation`."""
+    session = session_fingerprint(spec, IMAGE, None, None)
+    return SmokeTestStatus(
+        result="Passed", reason="Passed", generation=generation, image=IMAGE, session=session
+    )
+
+
+async def test_name_description_and_archived_keep_the_verdict() -> None:
+    runner = Runner(result=SmokeTestStatus(result="Running", reason="Created"))
+    edited = SPEC.model_copy(update={"name": "New", "description": "new", "archived": True})
+    later = ObjectRef(namespace="renku", name="python", uid="uid-1", generation=5)
+    done = Work(later, GlobalEnvironmentStatus(smoke_test=verdict_for(SPEC)), [])
+
+    assert await SmokeGate(runner).run(done, edited, IMAGE) is True
+    assert runner.calls == 0
+
+
+async def test_every_field_that_shapes_the_session_asks_for_a_new_test() -> None:
+    changes: list[dict[str, Any]] = [
+        {"uid": 1001},
+        {"gid": 1001},
+        {"port": 8888},
+        {"working_directory": "/home/work"},
+        {"mount_directory": "/home/work"},
+        {"command": ["sh"]},
+        {"args": ["-c", "serve"]},
+        {"default_url": "/lab"},
+        {"strip_path_prefix": True},
+        {"smoke_test": SmokeTestSpec(timeout_seconds=60)},
+    ]
+    for change in changes:
+        runner = Runner(result=SmokeTestStatus(result="Running", reason="Created"))
+        done = work(smoke_test=verdict_for(SPEC))
+        assert await SmokeGate(runner).run(done, SPEC.model_copy(update=change), IMAGE) is None
+        assert runner.calls == 1, change
+
+
+async def test_a_retest_request_asks_for_a_new_test() -> None:
+    runner = Runner(result=SmokeTestStatus(result="Running", reason="Created"))
+    asked = ObjectRef(namespace="renku", name="python", uid="uid-1", generation=1, retest="1")
+    done = Work(asked, GlobalEnvironmentStatus(smoke_test=verdict_for(SPEC)), [])
+
+    assert await SmokeGate(runner).run(done, SPEC, IMAGE) is None
+    assert runner.calls == 1
+
+
+async def test_a_running_test_keeps_the_generation_it_started_at() -> None:
+    seen: list[int] = []
+
+    class Recording(Runner):
+        async def step(self, ref: ObjectRef, *args: Any, **kwargs: Any) -> SmokeTestStatus:
+            seen.append(ref.generation)
+            return await super().step(ref, *args, **kwargs)
+
+    session = session_fingerprint(SPEC, IMAGE, None, None)
+    running = SmokeTestStatus(result="Running", generation=1, image=IMAGE, session=session)
+    later = ObjectRef(namespace="renku", name="python", uid="uid-1", generation=2)
+    done = Work(later, GlobalEnvironmentStatus(smoke_test=running), [])
+
+    await SmokeGate(Recording(result=running)).run(done, SPEC, IMAGE)
+
+    assert seen == [1]  # the pod of generation 1 is the one to follow, not a new one

@@ -6,9 +6,11 @@ conventions (metav1.Condition, observedGeneration, RFC 3339 times as strings).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from .spec import ApiModel
 
@@ -88,6 +90,10 @@ class SmokeTestStatus(ApiModel):
 
     trigger: str | None = None
     """Value of the renku.io/retest annotation this test ran for (change it to test again)."""
+
+    session: str | None = None
+    """Fingerprint of what shapes the session (image, user, port, directories, command, URL,
+    smoke settings, retest): a verdict holds while it is unchanged, whatever else is edited."""
 
 
 class ImageFinding(ApiModel):
@@ -196,6 +202,13 @@ class CreateAttemptStatus(ApiModel):
     fingerprint: str
     """Hash of the payload that was sent."""
 
+    @field_validator("started_at")
+    @classmethod
+    def _rfc3339(cls, value: str) -> str:
+        # Read as a time later (recovery window): refuse a value that is not one here.
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return value
+
 
 class GlobalEnvironmentStatus(ApiModel):
     """Observed state, written by the operator."""
@@ -218,7 +231,8 @@ class GlobalEnvironmentStatus(ApiModel):
     """Id of the environment in Renku's registry."""
 
     last_sync_time: str | None = None
-    """When Renku was last confirmed to match the declared state (RFC 3339)."""
+    """When Renku was last made to match the declared state, or found matching with another
+    change to report (RFC 3339). A drift check that finds nothing new writes nothing."""
 
     published: PublishedStatus | None = None
     """What is live in Renku."""
@@ -231,3 +245,62 @@ class GlobalEnvironmentStatus(ApiModel):
 
     image: ImageStatus | None = None
     """Registry facts and checks for spec.image."""
+
+
+def read_status(raw: Mapping[str, Any]) -> tuple[GlobalEnvironmentStatus, list[str]]:
+    """The stored status, read leniently: what cannot be read is dropped and named.
+
+    Unknown keys (an older operator's fields, or a newer CRD's after a rollback) are dropped
+    wherever they are; a field whose value cannot be read is dropped whole. Never raises: a
+    status the operator cannot read must not stop it from reconciling or retiring.
+    """
+    known: dict[str, Any] = {}
+    problems: list[str] = []
+    fields = GlobalEnvironmentStatus.model_fields
+    by_alias = {f.alias or name: name for name, f in fields.items()}
+    for key, value in dict(raw).items():
+        name = by_alias.get(key)
+        if name is None:
+            continue  # fields of other operator versions: not ours to report
+        annotation = fields[name].annotation
+        cleaned = _known_keys(annotation, value, f"status.{key}", problems)
+        try:
+            GlobalEnvironmentStatus.model_validate({key: cleaned})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            problems.append(f"status.{where}: {first['msg']} (dropped)")
+            continue
+        known[key] = cleaned
+    return GlobalEnvironmentStatus.model_validate(known), problems
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside `X | None` / `list[X]` / `X`, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _known_keys(annotation: Any, value: Any, where: str, problems: list[str]) -> Any:
+    """`value` without the keys its model does not know (each named in `problems`)."""
+    model = _model_of(annotation)
+    if model is None:
+        return value
+    if isinstance(value, list):
+        return [_known_keys(model, item, f"{where}[{i}]", problems) for i, item in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    fields = {f.alias or name: f for name, f in model.model_fields.items()}
+    cleaned: dict[str, Any] = {}
+    for key, item in value.items():
+        found = fields.get(key)
+        if found is None:
+            problems.append(f"{where}.{key}: unknown field (dropped)")
+            continue
+        cleaned[key] = _known_keys(found.annotation, item, f"{where}.{key}", problems)
+    return cleaned

@@ -6,8 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..config import Settings
-from ..metrics import ReadyGauge
-from ..services.reconciler import Reconciler
+from ..services.owner import Owners
 from ..services.smoketest import SmokeTester
 
 Closer = Callable[[], Awaitable[object]]
@@ -16,12 +15,11 @@ Closer = Callable[[], Awaitable[object]]
 @dataclass
 class OperatorContext:
     settings: Settings
-    reconciler: Reconciler
+    owners: Owners
     smoke: SmokeTester
     closers: list[Closer] = field(default_factory=list)
-    ready: ReadyGauge = field(default_factory=ReadyGauge)
     closing: bool = False
-    """Set at shutdown: timers still firing then must not use the closed clients."""
+    """Set at shutdown: owners still starting then must not use the closed clients."""
 
     async def aclose(self) -> None:
         self.closing = True

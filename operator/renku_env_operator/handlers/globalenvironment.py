@@ -1,49 +1,29 @@
-"""kopf handlers for GlobalEnvironment: thin adapters around the reconciler."""
+"""kopf handlers for GlobalEnvironment: thin adapters around the objects' owners.
+
+A daemon per object is its owner (services/owner.py): kopf spawns it when the object appears,
+keeps its `body` live, adds the finalizer the daemon needs, stops it on deletion, when the
+operator exits and when a peer with a higher priority takes over (HA). A watch event only wakes
+the owner; the delete handler retires the object. No kopf change handler runs, so kopf keeps no
+diff-base or progress annotations on the objects while they live.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import kopf
 
 from .. import metrics
 from ..api import crd
 from ..config import Settings
-from ..services.reconciler import ObjectRef, Outcome
 from .context import OperatorContext
 
+__all__ = ["OWNER", "RESOURCE", "post_event", "register"]
+
 RESOURCE = (crd.GROUP, crd.VERSION, crd.PLURAL)
-# `kubectl annotate genv NAME renku.io/retest="$(date +%s)" --overwrite` runs the smoke test again.
-RETEST_ANNOTATION = "renku.io/retest"
-
-
-FAST_TIMER, SLOW_TIMER = "tick", "periodic"
-_RUNNING = {"Pending", "Running"}
-
-
-def in_flight(body: kopf.Body) -> bool:
-    """Whether the object has work the fast timer must drive (read from the raw status)."""
-    status = body.status
-    if status.get("observedGeneration") != body.metadata.get("generation"):
-        return True
-    update_test = (status.get("image") or {}).get("updateTest") or {}
-    smoke = status.get("smokeTest") or {}
-    retest = body.metadata.annotations.get(RETEST_ANNOTATION)
-    enabled = (body.spec.get("smokeTest") or {}).get("enabled", True) is not False
-    asked = enabled and retest is not None and retest != smoke.get("trigger")
-    return asked or smoke.get("result") in _RUNNING or update_test.get("result") in _RUNNING
-
-
-def periodic_interval(config: Settings) -> float:
-    """Often enough for drift checks, registry re-checks and retries after failures."""
-    due = min(
-        config.drift_interval_seconds,
-        config.image_check_interval_seconds,
-        config.retry_backoff_seconds,
-    )
-    return max(due, config.smoke_poll_seconds)
+OWNER = "owner"
 
 
 def _context(memo: kopf.Memo) -> OperatorContext:
@@ -53,99 +33,45 @@ def _context(memo: kopf.Memo) -> OperatorContext:
     return context
 
 
-def _ref(body: kopf.Body) -> ObjectRef:
-    meta = body.metadata
-    return ObjectRef(
-        namespace=str(meta.namespace),
-        name=str(meta.name),
-        uid=str(meta.uid),
-        generation=int(meta.get("generation") or 1),
-        retest=body.metadata.annotations.get(RETEST_ANNOTATION),
-        created=meta.get("creationTimestamp"),
-    )
-
-
-def apply_outcome(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    outcome: Outcome,
-    old: Mapping[str, Any],
-    logger: kopf.Logger | None = None,
+def post_event(
+    body: Mapping[str, Any], type_: Literal["Normal", "Warning"], reason: str, message: str
 ) -> None:
-    new_status = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
-    # Against both the view and what the reconcile started from: when the view lags behind
-    # our own last write, a key may differ from the server's state but not from the view.
-    for key, value in new_status.items():
-        if old.get(key) != value or outcome.base.get(key) != value:
-            patch.status[key] = value
-    for key in {*old, *outcome.base, *outcome.written} - new_status.keys():
-        patch.status[key] = None
-    for event in outcome.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
-        if logger is not None:
-            # Info level: below kopf's posting level, so the line is not posted a second time.
-            logger.info("%s %s: %s", event.type, event.reason, event.message)
-
-
-async def reconcile(
-    handler: str,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-) -> None:
-    context = _context(memo)
-    if context.closing:
-        return
-    ref = _ref(body)
-    started, result = time.monotonic(), "error"
-    try:
-        outcome = await context.reconciler.reconcile(ref, body.spec, body.status)
-        apply_outcome(body, patch, outcome, body.status, logger)
-        ready = next((c for c in outcome.status.conditions if c.type == "Ready"), None)
-        context.ready.set(ref.uid, ready.status if ready else "Unknown")
-        result = "success"
-    finally:
-        metrics.RECONCILES.labels(handler, result).inc()
-        metrics.RECONCILE_DURATION.labels(handler).observe(time.monotonic() - started)
+    """An Event through kopf's poster (it needs only apiVersion, kind and metadata)."""
+    kopf.event(body, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
 
 def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
-    @kopf.on.resume(*RESOURCE, id="reconcile", registry=registry)
-    @kopf.on.create(*RESOURCE, id="reconcile", registry=registry)
-    @kopf.on.update(*RESOURCE, id="reconcile", field="spec", registry=registry)
-    async def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        await reconcile("change", body, patch, memo, kwargs["logger"])
+    @kopf.on.event(*RESOURCE, id="wake", registry=registry)
+    def on_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        context = _context(memo)
+        if type == "DELETED":
+            context.owners.gone(str(body.metadata.uid))
+        else:
+            context.owners.wake(body)
 
-    # Two timers: a fast one that acts only while work is in flight (a smoke test running, a
-    # generation not yet processed), and a slow one for periodic work (drift, registry re-checks,
-    # retries after failures). Idle objects then cost one cheap check per fast tick.
-    @kopf.timer(*RESOURCE, id=FAST_TIMER, interval=config.smoke_poll_seconds, registry=registry)
-    async def on_tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        if in_flight(body):
-            await reconcile("tick", body, patch, memo, kwargs["logger"])
-
-    @kopf.timer(*RESOURCE, id=SLOW_TIMER, interval=periodic_interval(config), registry=registry)
-    async def on_periodic(
-        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
-    ) -> None:
-        await reconcile("periodic", body, patch, memo, kwargs["logger"])
+    # cancellation_polling: how soon kopf notices that a stopped owner has exited (deletion).
+    @kopf.daemon(
+        *RESOURCE,
+        id=OWNER,
+        registry=registry,
+        cancellation_timeout=max(30.0, config.renku_timeout_seconds * 2),
+        cancellation_polling=0.5,
+    )
+    async def own(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
+        context = _context(memo)
+        if context.closing:
+            return
+        await context.owners.own(body, stopped.is_set, stopped.wait)
 
     @kopf.on.delete(*RESOURCE, id="retire", registry=registry)
-    async def on_delete(
-        body: kopf.Body,
-        patch: kopf.Patch,
-        memo: kopf.Memo,
-        retry: int,
-        logger: kopf.Logger,
-        **_: Any,
-    ) -> None:
+    async def on_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
         context = _context(memo)
-        ref = _ref(body)
-        outcome = await context.reconciler.retire(ref, body.spec, body.status, attempt=retry + 1)
-        apply_outcome(body, patch, outcome, body.status, logger)
-        if outcome.retry_after is not None:
-            raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
-        await context.smoke.cancel(ref.uid)  # pods in another namespace have no owner to follow
-        context.reconciler.forget(ref.uid)
-        context.ready.forget(ref.uid)
+        started, result = time.monotonic(), "error"
+        try:
+            retry_after, message = await context.owners.retire(body, attempt=retry + 1)
+            result = "success" if retry_after is None else "retry"
+        finally:
+            metrics.RECONCILES.labels("retire", result).inc()
+            metrics.RECONCILE_DURATION.labels("retire").observe(time.monotonic() - started)
+        if retry_after is not None:
+            raise kopf.TemporaryError(message, delay=retry_after)

@@ -12,6 +12,7 @@ import kopf
 from .. import metrics
 from ..api import crd
 from ..clients.claims import ClaimError, ClaimsClient
+from ..clients.globalenvironments import GlobalEnvironmentStatusWriter
 from ..clients.kube import KubeClient, KubeError
 from ..clients.registry import RegistryClient
 from ..clients.renku import RenkuClient
@@ -19,6 +20,7 @@ from ..clients.renku_auth import Credentials, StaticToken, auth_for, credentials
 from ..clients.renku_lookups import RenkuLookups
 from ..config import OPERATOR_NAME, Settings, SettingsError
 from ..services.image_verify import ImageVerifier, NodeArchitectures
+from ..services.owner import Owners
 from ..services.ownership import Ownership
 from ..services.publishing import Publisher
 from ..services.reconciler import Reconciler
@@ -26,6 +28,7 @@ from ..services.renku_image_check import RenkuImageCheck
 from ..services.renku_sync import RenkuSnapshot, RenkuSync
 from ..services.smoketest import SmokeTester
 from .context import Closer, OperatorContext
+from .globalenvironment import post_event
 
 FINALIZER = f"{crd.PLURAL}.{crd.GROUP}/finalizer"
 ANNOTATION_PREFIX = f"env-operator.{crd.GROUP}"
@@ -38,9 +41,8 @@ def configure_kopf(settings: kopf.OperatorSettings, config: Settings) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    # No change handler needs a diff: a stored diff-base would only cost a write per object.
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.reporting_component = OPERATOR_NAME
     settings.posting.level = logging.WARNING  # Events come from the reconciler, not from logs.
     settings.watching.server_timeout = config.watch_server_timeout_seconds
@@ -52,6 +54,16 @@ def configure_kopf(settings: kopf.OperatorSettings, config: Settings) -> None:
     if config.peering:
         settings.peering.name = config.peering
         settings.peering.mandatory = True
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf keeps no last-handled configuration: the owners look at the live object."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 async def load_credentials(config: Settings, kube: KubeClient) -> Credentials:
@@ -166,7 +178,15 @@ async def build_context(config: Settings) -> OperatorContext:
     images = build_image_verifier(config, kube, closers, renku_check)
     smoke = SmokeTester(kube, config)
     reconciler = Reconciler(config, publisher, images, smoke, renku_check)
-    return OperatorContext(config, reconciler, smoke, closers)
+    owners = Owners(
+        config,
+        reconciler,
+        GlobalEnvironmentStatusWriter(kube.api_client),
+        post_event,
+        finalizer=FINALIZER,
+        cancel_smoke=smoke.cancel,
+    )
+    return OperatorContext(config, owners, smoke, closers)
 
 
 async def collect_garbage(context: OperatorContext) -> None:

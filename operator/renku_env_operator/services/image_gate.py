@@ -8,15 +8,14 @@ from ..api.spec import GlobalEnvironmentSpec
 from ..api.status import ImageStatus
 from ..config import Settings
 from ..domain import conditions as cond
+from .objects import ObjectState
 from .work import Work
 
 
 class ImageVerifier(Protocol):
     async def verify(
-        self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, key: str = ""
+        self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, memo: ObjectState
     ) -> ImageStatus: ...
-
-    def forget(self, key: str) -> None: ...
 
 
 class ImageGate:
@@ -35,7 +34,7 @@ class ImageGate:
             return spec.image
         previous = work.status.image
         image_status = _keep_update_test(
-            previous, await self.images.verify(spec, previous, key=work.ref.uid)
+            previous, await self.images.verify(spec, previous, work.memo)
         )
         _report_update(work, previous, image_status)
         work.status = work.status.model_copy(update={"image": image_status})

@@ -11,7 +11,6 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol
 
-from .. import metrics
 from ..api.spec import GlobalEnvironmentSpec
 from ..api.status import ImageFinding, ImageStatus
 from ..clients.registry_errors import (
@@ -27,6 +26,7 @@ from ..domain import conditions as cond
 from ..domain import images
 from ..domain.images import Finding, ImageFacts, ImageReference
 from ..domain.payload import RENKU_DEFAULTS
+from .objects import ObjectState
 
 NodeArchitectures = Callable[[], Awaitable[Collection[str]]]
 MAX_UPDATES_LISTED = 10
@@ -61,11 +61,14 @@ class ImageVerifier:
         self.registry = registry
         self.node_architectures = node_architectures
         self._clock = clock
-        self._checked: dict[str, float] = {}
-        self._with_updates: dict[str, bool] = {}
 
-    def _due(self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, key: str) -> bool:
-        if previous is None or previous.reference != spec.image or key not in self._checked:
+    def _due(
+        self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, memo: ObjectState
+    ) -> bool:
+        checked = memo.image_checked_at
+        if previous is None or previous.reference != spec.image or checked is None:
+            return True
+        if memo.image_reference != spec.image:
             return True
         # Any failed look-up is retried soon, not after the full interval: the registry may be
         # back, or the image pushed (CI finishing after the merge) or made public meanwhile.
@@ -75,25 +78,19 @@ class ImageVerifier:
             if failed
             else self.settings.image_check_interval_seconds
         )
-        return self._clock() - self._checked[key] >= interval
+        return self._clock() - checked >= interval
 
     async def verify(
-        self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, key: str = ""
+        self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None, memo: ObjectState
     ) -> ImageStatus:
-        """The image's status, from the registry when due; `key` identifies the object."""
-        key = key or spec.image
-        if previous is not None and not self._due(spec, previous, key):
+        """The image's status, from the registry when due; `memo` is the object's record,
+        which keeps when the registry was last asked (nothing else keeps it)."""
+        if previous is not None and not self._due(spec, previous, memo):
             return previous
-        self._checked[key] = self._clock()
+        memo.image_checked_at, memo.image_reference = self._clock(), spec.image
         status = await self._inspect(spec, previous)
-        self._with_updates[key] = bool(status.latest_version)
-        metrics.AVAILABLE_UPDATES.set(sum(self._with_updates.values()))
+        memo.set_has_update(bool(status.latest_version))
         return status
-
-    def forget(self, key: str) -> None:
-        self._checked.pop(key, None)
-        self._with_updates.pop(key, None)
-        metrics.AVAILABLE_UPDATES.set(sum(self._with_updates.values()))
 
     async def _inspect(
         self, spec: GlobalEnvironmentSpec, previous: ImageStatus | None

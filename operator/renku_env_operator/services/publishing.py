@@ -43,12 +43,9 @@ class Publisher:
         self.settings = settings
         self.sync = sync
         self.ownership = sync.ownership
-        self._retry_at: dict[str, float] = {}
-        self._checked_at: dict[str, float] = {}
+        # Per-object clocks (retry_at, checked_at) live in the object's record: work.memo.
 
     def forget(self, uid: str) -> None:
-        self._retry_at.pop(uid, None)
-        self._checked_at.pop(uid, None)
         self.sync.forget(uid)
 
     async def publish(self, work: Work, spec: GlobalEnvironmentSpec, image: str) -> None:
@@ -59,7 +56,7 @@ class Publisher:
         if self._deletion_refused(work, spec):
             return
         declared = payload.declared_state(spec, work.ref.name, image)
-        if time.monotonic() < self._retry_at.get(work.ref.uid, 0.0):
+        if time.monotonic() < work.memo.retry_at:
             return
         await self._guarded(work, self._publish(work, spec, declared))
 
@@ -67,11 +64,9 @@ class Publisher:
         """A new spec failed its checks: keep the last known good version in Renku, drift
         included, and say which version is live. That version comes from the operator's own
         record, never from status.published."""
-        uid, now = work.ref.uid, time.monotonic()
-        last = self._checked_at.get(uid, float("-inf"))
-        quiet = (
-            now < self._retry_at.get(uid, 0.0) or now - last < self.settings.drift_interval_seconds
-        )
+        now = time.monotonic()
+        last = work.memo.checked_at
+        quiet = now < work.memo.retry_at or now - last < self.settings.drift_interval_seconds
         if spec.suspend or quiet:
             report_kept(work)
             return
@@ -87,7 +82,7 @@ class Publisher:
         if current is None or published is None or published.environment is None:
             report_kept(work)
             return
-        self._checked_at[work.ref.uid] = time.monotonic()
+        work.memo.checked_at = time.monotonic()
         declared = published.environment.model_dump(by_alias=False)
         await self._converge(work, spec, declared, current)
         found = cond.find(work.conditions, cond.SYNCED)
@@ -120,10 +115,10 @@ class Publisher:
             )
             work.condition(cond.SYNCED, "False", "ClaimFailed", msg)
         else:
-            self._retry_at.pop(work.ref.uid, None)
+            work.memo.retry_at = 0.0
 
     def _back_off(self, work: Work) -> None:
-        self._retry_at[work.ref.uid] = time.monotonic() + self.settings.retry_backoff_seconds
+        work.memo.retry_at = time.monotonic() + self.settings.retry_backoff_seconds
 
     def _deletion_refused(self, work: Work, spec: GlobalEnvironmentSpec) -> bool:
         if spec.deletion_policy != "Delete" or self.settings.is_trusted(work.ref.namespace):
@@ -178,14 +173,12 @@ class Publisher:
         return current
 
     def _due(self, work: Work, declared: Declared) -> bool:
-        uid, now = work.ref.uid, time.monotonic()
+        now = time.monotonic()
         published = work.status.published
         unchanged = published is not None and published.fingerprint == payload.fingerprint(declared)
         in_sync = cond.find(work.conditions, cond.SYNCED)
         settled = in_sync is not None and in_sync.status == "True"
-        recent = (
-            now - self._checked_at.get(uid, float("-inf")) < self.settings.drift_interval_seconds
-        )
+        recent = now - work.memo.checked_at < self.settings.drift_interval_seconds
         return not (unchanged and settled and recent and work.status.renku_id)
 
     async def _publish(self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared) -> None:
@@ -207,7 +200,7 @@ class Publisher:
             return
         if not adopting and not self._due(work, declared):
             return
-        self._checked_at[ref.uid] = time.monotonic()
+        work.memo.checked_at = time.monotonic()
         if adopting:
             assert spec.renku_id is not None
             current = await self._adopt(work, spec.renku_id)

@@ -1,15 +1,16 @@
 """The reconcile pipeline of one GlobalEnvironment: validate -> image -> smoke test -> publish.
 
-Level-based: every call looks at the spec and the last status and does the next piece of work,
-so create, update, resume and the periodic timer all run the same code. Returns the new status
-and the Events to post; the kopf handler only applies them.
+Level-based: every pass looks at the spec and the status and does the next piece of work, so a
+new object, an edit, a restart and a periodic look all run the same code. It returns the new
+status and the Events to post; the object's owner (services/owner.py) writes them. Any error,
+whatever its type, ends as a condition and an Event, and the pass is retried after the backoff.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
-from typing import Any
+import time
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 from ..api.spec import GlobalEnvironmentSpec
 from ..api.status import GlobalEnvironmentStatus
@@ -17,11 +18,12 @@ from ..config import Settings
 from ..domain import conditions as cond
 from ..domain.validation import validate_spec
 from .image_gate import ImageGate, ImageVerifier
+from .objects import ObjectState
 from .publishing import Publisher, report_kept
 from .renku_image_check import RenkuImageCheck
 from .retiring import Retirer
 from .smoke_gate import SmokeGate, SmokeRunner
-from .work import ObjectRef, Outcome, StatusMemory, Work
+from .work import ObjectRef, Outcome, Work
 
 __all__ = ["ObjectRef", "Outcome", "Reconciler"]
 
@@ -29,10 +31,13 @@ NOT_CONFIGURED = (
     "Validated and tested, not published: RENKU_ENV_OPERATOR_RENKU_URL is not set "
     "(Helm: renku.url)."
 )
+_RUNNING = {"Pending", "Running"}
+T = TypeVar("T")
 
 
 class Reconciler:
-    """One per operator; serialises work per object (handlers and timers may overlap)."""
+    """One per operator. Stateless between passes: what an object needs remembered lives in its
+    record (`ObjectState`), and its owner serialises the passes."""
 
     def __init__(
         self,
@@ -48,92 +53,98 @@ class Reconciler:
         self.retirer = Retirer(settings, publisher.sync) if publisher else None
         self.image_gate = ImageGate(settings, images)
         self.smoke_gate = SmokeGate(smoke)
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._statuses = StatusMemory()
 
     async def reconcile(
         self,
         ref: ObjectRef,
         raw_spec: Mapping[str, Any],
-        raw_status: Mapping[str, Any],
+        status: GlobalEnvironmentStatus,
+        memo: ObjectState,
     ) -> Outcome:
-        lock = self._locks.setdefault(ref.uid, asyncio.Lock())
-        async with lock:
-            return await self._reconcile(ref, raw_spec, raw_status)
+        """One pass over the pipeline, from `status` (what the API server holds)."""
+        work = Work(ref, status, cond.initial(status.conditions, ref.generation), memo=memo)
+        try:
+            spec = await _step(cond.VALIDATED, self._validate(work, raw_spec))
+            done = spec is None or await self._pipeline(work, spec)
+        except _StepFailed as failed:  # whatever it was: bounded, reported, retried
+            done = False
+            memo.retry_at = time.monotonic() + self.settings.retry_backoff_seconds
+            msg = (
+                f"The operator failed here ({failed}); retrying in "
+                f"{self.settings.retry_backoff_seconds:g}s. Please report it if it persists."
+            )
+            work.condition(failed.condition, "Unknown", "OperatorError", msg)
+            work.event("Warning", "OperatorError", msg)
+        outcome = self._finish(work, done)
+        update_test = outcome.status.image.update_test if outcome.status.image else None
+        outcome.in_flight = not done or (update_test is not None and update_test.result in _RUNNING)
+        return outcome
 
     async def retire(
         self,
         ref: ObjectRef,
         raw_spec: Mapping[str, Any],
-        raw_status: Mapping[str, Any],
+        status: GlobalEnvironmentStatus,
+        memo: ObjectState,
         attempt: int,
     ) -> Outcome:
         """Apply the deletion policy; bounded retries, then say how to release the object."""
-        lock = self._locks.setdefault(ref.uid, asyncio.Lock())
-        async with lock:
-            status = self._statuses.current(ref.uid, raw_status)
-            work = Work(ref, status, list(status.conditions))
-            retry_after = (
-                await self.retirer.retire(work, raw_spec, attempt) if self.retirer else None
-            )
-            outcome = self._finish(work, done=False, start=status)
-            self._statuses.remember(ref.uid, raw_status, outcome)
-            outcome.retry_after = retry_after
-            synced = cond.find(work.conditions, cond.SYNCED)
-            outcome.message = synced.message if synced else ""
-            return outcome
-
-    def forget(self, uid: str) -> None:
-        self._statuses.forget(uid)
-        self._locks.pop(uid, None)
-        if self.publisher is not None:
-            self.publisher.forget(uid)
-        if self.image_gate.images is not None:
-            self.image_gate.images.forget(uid)
-
-    async def _reconcile(
-        self,
-        ref: ObjectRef,
-        raw_spec: Mapping[str, Any],
-        raw_status: Mapping[str, Any],
-    ) -> Outcome:
-        status = self._statuses.current(ref.uid, raw_status)
-        work = Work(ref, status, cond.initial(status.conditions, ref.generation))
-        spec = self._validate(work, raw_spec)
-        done = spec is None or await self._pipeline(work, spec)
-        outcome = self._finish(work, done, start=status)
-        self._statuses.remember(ref.uid, raw_status, outcome)
+        work = Work(ref, status, list(status.conditions), memo=memo)
+        retry_after = await self.retirer.retire(work, raw_spec, attempt) if self.retirer else None
+        outcome = self._finish(work, done=False)
+        outcome.retry_after = retry_after
+        synced = cond.find(work.conditions, cond.SYNCED)
+        outcome.message = synced.message if synced else ""
         return outcome
 
     async def _pipeline(self, work: Work, spec: GlobalEnvironmentSpec) -> bool:
-        """Image -> smoke test -> publish. False while a smoke test is still running."""
-        image = await self.image_gate.verify(work, spec)
-        if self.renku_check is not None:  # Renku's own checks of what it will receive
-            image = await self.renku_check.verify(work, spec, image)
-        tested = await self.smoke_gate.run(work, spec, image) if image else False
-        if tested and self.publisher is None:
-            work.condition(cond.SYNCED, "False", "RenkuNotConfigured", NOT_CONFIGURED)
-        elif tested and self.publisher is not None:
-            pin = spec.image_policy is not None and spec.image_policy.pin_digest
-            await self.publisher.publish(work, spec, image if pin and image else spec.image)
-        elif tested is False and self.publisher is not None:
-            await self.publisher.hold(work, spec)
+        """Image (ours, then Renku's own) -> smoke test -> publish, one step after the other. False while a smoke test
+        is still running (or failed to run)."""
+        image = await _step(cond.IMAGE_VERIFIED, self.image_gate.verify(work, spec))
+        if self.renku_check is not None:  # Renku's own checks of exactly what it will receive
+            image = await _step(cond.IMAGE_VERIFIED, self.renku_check.verify(work, spec, image))
+        tested = (
+            await _step(cond.SMOKE_TESTED, self.smoke_gate.run(work, spec, image))
+            if image
+            else False
+        )
+        if tested:
+            await _step(cond.SYNCED, self._publish(work, spec, image))
         elif tested is False:
-            report_kept(work)
+            await _step(cond.SYNCED, self._hold(work, spec))
         if image and tested is not None:
-            await self.smoke_gate.test_update(work, spec)
+            await _step(cond.SMOKE_TESTED, self.smoke_gate.test_update(work, spec))
         return tested is not None
 
-    def _finish(self, work: Work, done: bool, start: GlobalEnvironmentStatus) -> Outcome:
+    async def _publish(
+        self,
+        work: Work,
+        spec: GlobalEnvironmentSpec,
+        image: str | None,
+    ) -> None:
+        if self.publisher is None:
+            work.condition(cond.SYNCED, "False", "RenkuNotConfigured", NOT_CONFIGURED)
+            return
+        pin = spec.image_policy is not None and spec.image_policy.pin_digest
+        await self.publisher.publish(work, spec, image if pin and image else spec.image)
+
+    async def _hold(self, work: Work, spec: GlobalEnvironmentSpec) -> None:
+        if self.publisher is None:
+            report_kept(work)
+            return
+        await self.publisher.hold(work, spec)
+
+    def _finish(self, work: Work, done: bool) -> Outcome:
         conditions = cond.with_ready(work.conditions, work.ref.generation)
         updates: dict[str, Any] = {"conditions": conditions}
         if done:
             updates["observed_generation"] = work.ref.generation
-        base = start.model_dump(by_alias=True, exclude_none=True, mode="json")
         status = work.status.model_copy(update=updates)
-        return Outcome(status, work.events, base=base, written=dict(work.written))
+        return Outcome(status, work.events)
 
-    def _validate(self, work: Work, raw_spec: Mapping[str, Any]) -> GlobalEnvironmentSpec | None:
+    async def _validate(
+        self, work: Work, raw_spec: Mapping[str, Any]
+    ) -> GlobalEnvironmentSpec | None:
         spec, problems = validate_spec(raw_spec)
         errors = [p for p in problems if p.severity == "error"]
         if spec is None or errors:
@@ -151,3 +162,19 @@ class Reconciler:
         else:
             work.condition(cond.VALIDATED, "True", "Valid", "The spec is valid.")
         return spec
+
+
+class _StepFailed(Exception):
+    """A pipeline step raised: `condition` is the one it reports on."""
+
+    def __init__(self, condition: str, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.condition = condition
+
+
+async def _step(condition: str, step: Awaitable[T]) -> T:
+    """Run one pipeline step; an error of any type is tagged with the step's condition."""
+    try:
+        return await step
+    except Exception as exc:  # bounded by the caller, whatever it is
+        raise _StepFailed(condition, exc) from exc

@@ -13,22 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..api.spec import DeletionPolicy
-from ..clients.claims import ClaimError
-from ..clients.renku_errors import RenkuError
 from ..config import Settings
 from ..domain import conditions as cond
-from .ownership import AttemptInFlightError, OwnershipConflictError
 from .publishing import ADMIN_SETTING, ambiguous_message, effective_policy
 from .renku_sync import AmbiguousRecoveryError, RenkuSync
 from .work import Work
-
-_FAILURES = (
-    RenkuError,
-    ClaimError,
-    OwnershipConflictError,
-    AttemptInFlightError,
-    AmbiguousRecoveryError,
-)
 
 
 class Retirer:
@@ -45,7 +34,7 @@ class Retirer:
         policy = effective_policy(self.settings, work.ref.namespace, asked)
         try:
             await self._retire(work, policy, asked, suspended=bool(raw_spec.get("suspend")))
-        except _FAILURES as exc:
+        except Exception as exc:  # any failure takes the bounded path
             return self._retire_failed(work, exc, attempt)
         return None
 

@@ -48,7 +48,11 @@ class ReadyChecks:
             await self._kube.create_pod(run.namespace, body)
             return None
         terminated = pods_.terminated_containers(pod)
-        logs = {c: await self.log(run.namespace, name, c) for c in terminated}
+        try:
+            logs = {c: await self.log(run.namespace, name, c) for c in terminated}
+        except KubeError as exc:  # the node's kubelet out of reach: the verdict does without
+            why = f"the probe pod's log could not be read ({exc})"
+            return skipped([*MOUNTED_CHECKS, *IMAGE_CHECKS], why)
         checks = probe_checks(pod, logs)
         started = pods_.parse_time(pods_.annotation(pod, STARTED_AT)) or run.now
         if checks is None and (run.now - started).total_seconds() >= self._probe_timeout:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
@@ -10,6 +13,7 @@ from ..api.status import SmokeTestStatus
 from ..clients.kube import KubeError
 from ..domain import conditions as cond
 from ..domain import images
+from ..domain import smokepod as sp
 from .work import ObjectRef, Work
 
 
@@ -44,21 +48,30 @@ class SmokeGate:
             )
             return True
         previous = work.status.smoke_test
-        if _settled(previous, work.ref, image, settings):
-            return previous is not None and previous.result == "Passed"
         workdir = work.status.image.working_dir if work.status.image else None
+        session = session_fingerprint(spec, image, workdir, work.ref.retest)
+        if _settled(previous, session, work.ref, image, settings):
+            return previous is not None and previous.result == "Passed"
         # A final verdict that is not settled is stale: start a new test rather than reuse it.
         running = (
-            previous if previous is not None and previous.result in {"Pending", "Running"} else None
+            previous
+            if previous is not None
+            and previous.result in {"Pending", "Running"}
+            and _same_session(previous, session, work.ref, image)
+            else None
         )
+        # A test keeps the generation it started at: an edit that leaves the session as it is
+        # (name, description, archived) must not restart it.
+        started = running.generation if running is not None else None
+        target = dataclasses.replace(work.ref, generation=started or work.ref.generation)
         try:
-            result = await self.smoke.step(work.ref, spec, image, running, image_workdir=workdir)
+            result = await self.smoke.step(target, spec, image, running, image_workdir=workdir)
         except KubeError as exc:
             # RBAC, quota or an API server hiccup: say so where the admin looks, retry next tick.
             msg = f"Cannot run the smoke pod: {exc}. Check the operator's rights on pods in its smoke namespace."
             work.condition(cond.SMOKE_TESTED, "Unknown", "KubernetesError", msg)
             return None
-        result = result.model_copy(update={"trigger": work.ref.retest})
+        result = result.model_copy(update={"trigger": work.ref.retest, "session": session})
         work.status = work.status.model_copy(update={"smoke_test": result})
         if result.result in {"Pending", "Running"}:
             work.condition(cond.SMOKE_TESTED, "Unknown", result.result, result.message)
@@ -118,19 +131,45 @@ class SmokeGate:
         work.status = work.status.model_copy(update={"image": updated})
 
 
-def _settled(
-    previous: SmokeTestStatus | None, ref: ObjectRef, image: str, spec: SmokeTestSpec | None
-) -> bool:
-    """A verdict exists for exactly this spec, image and retest request, and is recent enough."""
-    if previous is None or previous.result not in {"Passed", "Failed"}:
-        return False
-    same = (previous.generation, previous.image, previous.trigger) == (
+def session_fingerprint(
+    spec: GlobalEnvironmentSpec, image: str, image_workdir: str | None, retest: str | None
+) -> str:
+    """What a smoke test's verdict depends on: the pod's shape (image or digest, uid, gid, port,
+    directories, command, args, default URL, strip path prefix), the smoke settings and the
+    retest request. Name, description and archived are not part of it."""
+    smoke = spec.smoke_test
+    budgets = (smoke.timeout_seconds, smoke.stable_seconds) if smoke is not None else None
+    text = json.dumps([sp.smoke_hash(spec, image, image_workdir), budgets, retest])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _same_session(previous: SmokeTestStatus, session: str, ref: ObjectRef, image: str) -> bool:
+    if previous.session is not None:
+        return previous.session == session
+    # Written by an operator that keyed tests by generation: keep its verdict for that one.
+    return (previous.generation, previous.image, previous.trigger) == (
         ref.generation,
         image,
         ref.retest,
     )
+
+
+def _settled(
+    previous: SmokeTestStatus | None,
+    session: str,
+    ref: ObjectRef,
+    image: str,
+    spec: SmokeTestSpec | None,
+) -> bool:
+    """A verdict exists for exactly this session and retest request, and is recent enough."""
+    if previous is None or previous.result not in {"Passed", "Failed"}:
+        return False
+    same = _same_session(previous, session, ref, image)
     interval = spec.interval_minutes if spec is not None else None
     if not same or interval is None or previous.finished_at is None:
         return same
-    finished = datetime.fromisoformat(previous.finished_at.replace("Z", "+00:00"))
+    try:
+        finished = datetime.fromisoformat(previous.finished_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False  # an unreadable time: test again rather than trust it
     return datetime.now(UTC) - finished < timedelta(minutes=interval)

@@ -174,10 +174,17 @@ class SmokeTester:
         started = pods_.parse_time(pods_.annotation(pod, STARTED_AT) or created) or run.now
         first_ready = pods_.parse_time(pods_.annotation(pod, FIRST_READY_AT))
         events = await self._kube.list_events_for(run.namespace, name)
+        # The log tail only decorates a verdict: reading it must never hold the verdict back
+        # (the API server cannot always reach the node's kubelet).
+        unread: str | None = None
+        try:
+            tail = await self._checks.log_tail(run.namespace, pod)
+        except KubeError as exc:
+            tail, unread = None, f"The container's log could not be read ({exc})."
         verdict = judge(
             pod,
             events,
-            await self._checks.log_tail(run.namespace, pod),
+            tail,
             now=run.now,
             started_at=started,
             timeout_seconds=run.timeout,
@@ -189,6 +196,8 @@ class SmokeTester:
             await self._kube.patch_pod_metadata(run.namespace, name, annotations=stamp)
         if verdict.state == "Failed":
             reason, message = verdict.reason, verdict.message
+            if unread is not None:
+                message = f"{message} {unread}"
             return await self._finish(run, pod, started, reason, message, verdict.checks)
         # The mount checks run while the pod proves it stays ready.
         probe = await self._checks.probe(run, name) if verdict.first_ready_at is not None else None

@@ -1,0 +1,294 @@
+"""An object's owner with an in-memory Renku and an in-memory status store: what it reads,
+what it writes and when, and that no error escapes it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from renku_env_operator.clients.globalenvironments import StatusWriteError
+from renku_env_operator.config import Settings
+from renku_env_operator.services.owner import Owners
+from renku_env_operator.services.reconciler import Reconciler
+from tests.support.memory_renku import MemoryRenku, publisher_for
+
+FINALIZER = "globalenvironments.renku.io/finalizer"
+SPEC: dict[str, Any] = {"image": "ghcr.io/example/env:1.0.0", "smokeTest": {"enabled": False}}
+
+
+class Server:
+    """The API server's side of status: merge patches applied, resourceVersions counted."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, Any] = {}
+        self.version = 1
+        self.patches: list[dict[str, Any]] = []
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> str:
+        self.patches.append(copy.deepcopy(status))
+        self.status = _merge(self.status, status)
+        self.version += 1
+        return str(self.version)
+
+
+def _merge(old: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(old)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def body(status: dict[str, Any], version: int, uid: str = "uid-1", **spec: Any) -> dict[str, Any]:
+    """What the watch delivered: the object at `version`."""
+    meta = {"name": uid, "namespace": "renku", "uid": uid, "generation": 1}
+    meta |= {"resourceVersion": str(version), "finalizers": [FINALIZER]}
+    return {
+        "apiVersion": "renku.io/v1alpha1",
+        "kind": "GlobalEnvironment",
+        "metadata": meta,
+        "spec": {**SPEC, **spec},
+        "status": copy.deepcopy(status),
+    }
+
+
+Posted = list[tuple[str, str, str]]
+
+
+def owners_for(renku: MemoryRenku, server: Server, posted: Posted, **settings: Any) -> Owners:
+    config = Settings(image_checks=False, **settings)
+    publisher = publisher_for(renku, **settings)
+    reconciler = Reconciler(config, publisher, images=None, smoke=None)
+
+    def post(_: Any, type_: str, reason: str, message: str) -> None:
+        posted.append((type_, reason, message))
+
+    return Owners(config, reconciler, server, post, finalizer=FINALIZER)
+
+
+@pytest.fixture
+def server() -> Server:
+    return Server()
+
+
+@pytest.fixture
+def posted() -> Posted:
+    return []
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+async def test_a_view_lagging_behind_the_last_write_never_creates_a_second_environment(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted)
+    await owners.look(body({}, version=1))
+    assert server.status["renkuId"] in renku.envs
+    writes = len(server.patches)
+
+    # Woken again before the watch delivered that write: the view still shows no status.
+    await owners.look(body({}, version=1, description="edited"))
+
+    assert len(renku.envs) == 1
+    assert renku.envs[server.status["renkuId"]]["description"] == "edited"
+    assert len(server.patches) == writes + 1
+
+
+async def test_in_steady_state_nothing_is_written(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted)
+    await owners.look(body({}, version=1))
+    writes, calls = len(server.patches), list(renku.log)
+
+    for _ in range(3):  # caught up or lagging: the same answer
+        await owners.look(body(server.status, version=server.version))
+        await owners.look(body({}, version=1))
+
+    assert len(server.patches) == writes
+    assert renku.log == calls
+
+
+async def test_a_status_someone_else_wrote_is_seen_once_the_view_is_newer(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted)
+    await owners.look(body({}, version=1))
+    # Someone else removed a condition after our write: the next view shows it.
+    server.status["conditions"] = [c for c in server.status["conditions"] if c["type"] != "Synced"]
+    server.version += 1
+
+    await owners.look(body(server.status, version=server.version))
+
+    assert condition(server.status, "Synced")["status"] == "True"  # written back
+    assert len(renku.envs) == 1
+
+
+async def test_unreadable_status_fields_are_reported_and_dropped(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted)
+    server.status = {
+        "createAttempt": {"startedAt": "last tuesday", "fingerprint": "f"},
+        "smokeTest": {"result": "Passed", "fromANewerCrd": True},
+    }
+
+    await owners.look(body(server.status, version=1))
+    await owners.look(body(server.status, version=server.version))
+
+    [report] = [p for p in posted if p[1] == "StatusUnreadable"]  # once, not per pass
+    assert report[0] == "Warning"
+    assert "status.createAttempt.startedAt" in report[2]
+    assert "status.smokeTest.fromANewerCrd: unknown field" in report[2]
+    assert "createAttempt" not in server.status
+    assert "fromANewerCrd" not in server.status.get("smokeTest", {})
+    assert condition(server.status, "Ready")["status"] == "True"
+
+
+class Broken(RuntimeError):
+    pass
+
+
+async def test_an_error_of_any_type_in_a_step_becomes_a_condition_and_a_retry(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted, retry_backoff_seconds=7.0)
+
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise Broken("a bug")
+
+    renku.list_environments = broken  # type: ignore[method-assign]
+    renku.create_environment = broken  # type: ignore[method-assign]
+
+    delay = await owners.look(body({}, version=1))
+
+    synced = condition(server.status, "Synced")
+    assert (synced["status"], synced["reason"]) == ("Unknown", "OperatorError")
+    assert "Broken: a bug" in synced["message"]
+    assert ("Warning", "OperatorError") in [(t, r) for t, r, _ in posted]
+    assert 0 < delay <= 7.0
+
+
+async def test_a_retire_error_of_any_type_is_bounded(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted, delete_attempts=2)
+    await owners.look(body({}, version=1))
+
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise Broken("a bug")
+
+    renku.archive_environment = broken  # type: ignore[method-assign]
+    deleting = body(server.status, version=server.version)
+
+    first, _ = await owners.retire(deleting, attempt=1)
+    assert condition(server.status, "Synced")["reason"] == "Deleting"
+    last, message = await owners.retire(body(server.status, server.version), attempt=2)
+
+    assert first is not None
+    assert last is not None
+    assert condition(server.status, "Synced")["reason"] == "DeletionBlocked"
+    assert "deletionPolicy" in message
+    assert "a bug" in message
+
+
+async def test_retire_with_an_unreadable_status_is_not_fatal(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted)
+    server.status = {"renkuId": 42, "createAttempt": {"startedAt": "never", "fingerprint": "f"}}
+
+    retry_after, _ = await owners.retire(body(server.status, version=1), attempt=1)
+
+    assert retry_after is None  # nothing readable to clean up: released
+    assert [r for _, r, _ in posted].count("StatusUnreadable") == 1
+
+
+async def test_an_id_another_objects_owner_published_is_not_adopted(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted)
+    await owners.look(body({}, version=1))
+    taken = server.status["renkuId"]
+
+    other = Server()
+    owners._status = other  # the second object's status lives elsewhere
+    await owners.look(body({}, version=1, uid="uid-2", renkuId=taken))
+
+    synced = condition(other.status, "Synced")
+    assert (synced["status"], synced["reason"]) == ("False", "AdoptionFailed")
+    assert "renkuId" not in other.status
+
+
+async def test_forgetting_an_object_ends_its_record(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted)
+    await owners.look(body({}, version=1))
+    assert "uid-1" in owners.objects
+
+    owners.gone("uid-1")
+
+    assert "uid-1" not in owners.objects
+    assert len(owners.objects) == 0
+
+
+class Refusing(Server):
+    """An API server that refuses status writes (RBAC, or an outage)."""
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> str:
+        raise StatusWriteError(f"cannot write status of {namespace}/{name}: 403 Forbidden")
+
+
+async def test_a_refused_status_write_is_reported_and_retried_not_raised(
+    renku: MemoryRenku, posted: Posted
+) -> None:
+    owners = owners_for(renku, Refusing(), posted, retry_backoff_seconds=3.0)
+
+    delay = await owners.look(body({}, version=1))
+
+    assert delay == 3.0
+    assert any(r == "OperatorError" and "403 Forbidden" in m for _, r, m in posted)
+
+
+async def test_a_retire_done_in_renku_releases_the_object_even_if_status_cannot_be_written(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted)
+    await owners.look(body({}, version=1))
+    renku_id = server.status["renkuId"]
+    owners._status = Refusing()
+
+    retry_after, _ = await owners.retire(body(server.status, server.version), attempt=1)
+
+    assert retry_after is None
+    assert renku.envs[renku_id]["is_archived"] is True
+
+
+async def test_a_failing_retire_whose_status_cannot_be_written_is_still_bounded(
+    renku: MemoryRenku, server: Server, posted: Posted
+) -> None:
+    owners = owners_for(renku, server, posted, delete_attempts=2)
+    await owners.look(body({}, version=1))
+    owners._status = Refusing()
+
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise Broken("Renku is down")
+
+    renku.archive_environment = broken  # type: ignore[method-assign]
+
+    first, _ = await owners.retire(body(server.status, server.version), attempt=1)
+    last, message = await owners.retire(body(server.status, server.version), attempt=2)
+
+    assert first is not None
+    assert last is not None
+    assert [r for _, r, _ in posted][-2:] == ["Deleting", "DeletionBlocked"]
+    assert "attempt 2 of 2" in message
