@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from renku_env_operator.clients.claims import ClaimsClient
 from renku_env_operator.clients.globalenvironments import StatusWriteError
 from renku_env_operator.config import Settings
 from renku_env_operator.services.owner import Owners
@@ -61,9 +62,11 @@ def body(status: dict[str, Any], version: int, uid: str = "uid-1", **spec: Any) 
 Posted = list[tuple[str, str, str]]
 
 
-def owners_for(renku: MemoryRenku, server: Server, posted: Posted, **settings: Any) -> Owners:
+def owners_for(
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted, **settings: Any
+) -> Owners:
     config = Settings(image_checks=False, **settings)
-    publisher = publisher_for(renku, **settings)
+    publisher = publisher_for(renku, claims, **settings)
     reconciler = Reconciler(config, publisher, images=None, smoke=None)
 
     def post(_: Any, type_: str, reason: str, message: str) -> None:
@@ -87,9 +90,9 @@ def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 async def test_a_view_lagging_behind_the_last_write_never_creates_a_second_environment(
-    renku: MemoryRenku, server: Server, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted
 ) -> None:
-    owners = owners_for(renku, server, posted)
+    owners = owners_for(renku, claims, server, posted)
     await owners.look(body({}, version=1))
     assert server.status["renkuId"] in renku.envs
     writes = len(server.patches)
@@ -103,9 +106,9 @@ async def test_a_view_lagging_behind_the_last_write_never_creates_a_second_envir
 
 
 async def test_in_steady_state_nothing_is_written(
-    renku: MemoryRenku, server: Server, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted
 ) -> None:
-    owners = owners_for(renku, server, posted)
+    owners = owners_for(renku, claims, server, posted)
     await owners.look(body({}, version=1))
     writes, calls = len(server.patches), list(renku.log)
 
@@ -118,9 +121,9 @@ async def test_in_steady_state_nothing_is_written(
 
 
 async def test_a_status_someone_else_wrote_is_seen_once_the_view_is_newer(
-    renku: MemoryRenku, server: Server, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted
 ) -> None:
-    owners = owners_for(renku, server, posted)
+    owners = owners_for(renku, claims, server, posted)
     await owners.look(body({}, version=1))
     # Someone else removed a condition after our write: the next view shows it.
     server.status["conditions"] = [c for c in server.status["conditions"] if c["type"] != "Synced"]
@@ -133,9 +136,9 @@ async def test_a_status_someone_else_wrote_is_seen_once_the_view_is_newer(
 
 
 async def test_unreadable_status_fields_are_reported_and_dropped(
-    renku: MemoryRenku, server: Server, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted
 ) -> None:
-    owners = owners_for(renku, server, posted)
+    owners = owners_for(renku, claims, server, posted)
     server.status = {
         "createAttempt": {"startedAt": "last tuesday", "fingerprint": "f"},
         "smokeTest": {"result": "Passed", "fromANewerCrd": True},
@@ -158,9 +161,9 @@ class Broken(RuntimeError):
 
 
 async def test_an_error_of_any_type_in_a_step_becomes_a_condition_and_a_retry(
-    renku: MemoryRenku, server: Server, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted
 ) -> None:
-    owners = owners_for(renku, server, posted, retry_backoff_seconds=7.0)
+    owners = owners_for(renku, claims, server, posted, retry_backoff_seconds=7.0)
 
     async def broken(*_: Any, **__: Any) -> Any:
         raise Broken("a bug")
@@ -178,9 +181,9 @@ async def test_an_error_of_any_type_in_a_step_becomes_a_condition_and_a_retry(
 
 
 async def test_a_retire_error_of_any_type_is_bounded(
-    renku: MemoryRenku, server: Server, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted
 ) -> None:
-    owners = owners_for(renku, server, posted, delete_attempts=2)
+    owners = owners_for(renku, claims, server, posted, delete_attempts=2)
     await owners.look(body({}, version=1))
 
     async def broken(*_: Any, **__: Any) -> Any:
@@ -201,9 +204,9 @@ async def test_a_retire_error_of_any_type_is_bounded(
 
 
 async def test_retire_with_an_unreadable_status_is_not_fatal(
-    renku: MemoryRenku, server: Server, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted
 ) -> None:
-    owners = owners_for(renku, server, posted)
+    owners = owners_for(renku, claims, server, posted)
     server.status = {"renkuId": 42, "createAttempt": {"startedAt": "never", "fingerprint": "f"}}
 
     retry_after, _ = await owners.retire(body(server.status, version=1), attempt=1)
@@ -213,9 +216,9 @@ async def test_retire_with_an_unreadable_status_is_not_fatal(
 
 
 async def test_an_id_another_objects_owner_published_is_not_adopted(
-    renku: MemoryRenku, server: Server, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted
 ) -> None:
-    owners = owners_for(renku, server, posted)
+    owners = owners_for(renku, claims, server, posted)
     await owners.look(body({}, version=1))
     taken = server.status["renkuId"]
 
@@ -229,9 +232,9 @@ async def test_an_id_another_objects_owner_published_is_not_adopted(
 
 
 async def test_forgetting_an_object_ends_its_record(
-    renku: MemoryRenku, server: Server, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted
 ) -> None:
-    owners = owners_for(renku, server, posted)
+    owners = owners_for(renku, claims, server, posted)
     await owners.look(body({}, version=1))
     assert "uid-1" in owners.objects
 
@@ -249,9 +252,9 @@ class Refusing(Server):
 
 
 async def test_a_refused_status_write_is_reported_and_retried_not_raised(
-    renku: MemoryRenku, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, posted: Posted
 ) -> None:
-    owners = owners_for(renku, Refusing(), posted, retry_backoff_seconds=3.0)
+    owners = owners_for(renku, claims, Refusing(), posted, retry_backoff_seconds=3.0)
 
     delay = await owners.look(body({}, version=1))
 
@@ -260,9 +263,9 @@ async def test_a_refused_status_write_is_reported_and_retried_not_raised(
 
 
 async def test_a_retire_done_in_renku_releases_the_object_even_if_status_cannot_be_written(
-    renku: MemoryRenku, server: Server, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted
 ) -> None:
-    owners = owners_for(renku, server, posted)
+    owners = owners_for(renku, claims, server, posted)
     await owners.look(body({}, version=1))
     renku_id = server.status["renkuId"]
     owners._status = Refusing()
@@ -274,9 +277,9 @@ async def test_a_retire_done_in_renku_releases_the_object_even_if_status_cannot_
 
 
 async def test_a_failing_retire_whose_status_cannot_be_written_is_still_bounded(
-    renku: MemoryRenku, server: Server, posted: Posted
+    renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted
 ) -> None:
-    owners = owners_for(renku, server, posted, delete_attempts=2)
+    owners = owners_for(renku, claims, server, posted, delete_attempts=2)
     await owners.look(body({}, version=1))
     owners._status = Refusing()
 
