@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint e2e bench crds lock
+.PHONY: install test lint e2e bench crds lock image-test
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ lint:
 
 test: lint
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest -q
+
+# Build the image from the Dockerfile (buildah, on a debootstrapped Debian base) and run it as a
+# cluster would (podman, tests/image). Needs root and apt; see .ci/image.sh.
+image-test:
+	bash .ci/image.sh
 
 e2e:
 	$(BIN)/pytest -q tests/e2e --kubeconfig "$${KUBECONFIG:-$$HOME/.kube/config}"
