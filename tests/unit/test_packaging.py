@@ -101,8 +101,33 @@ def test_runtime_stage_runs_as_the_charts_non_root_user() -> None:
     uid = users[-1].split(":")[0]
     assert uid.isdigit(), "numeric, so that runAsNonRoot can verify it"
     assert int(uid) == 10001
-    deployment = (ROOT / "helm/renku-env-operator/templates/deployment.yaml").read_text()
-    assert f"runAsUser: {uid}" in deployment
+    values = yaml.safe_load((ROOT / "helm/renku-env-operator/values.yaml").read_text())
+    assert values["securityContext"]["runAsUser"] == int(uid)
+    assert values["podSecurityContext"]["runAsUser"] == int(uid)
+
+
+def test_the_runtime_user_does_not_collide_with_debians_own() -> None:
+    # Debian's base-passwd ships a group and a user "operator" (gid/uid 37): `groupadd operator`
+    # fails on every Debian-based image, the official python images included.
+    runtime = stages()[-1]
+    runs = " ".join(c.value[0] for c in runtime if c.cmd == "RUN")
+    created = re.findall(r"(?:groupadd|useradd)\s[^&]*?\s([a-z_][a-z0-9_-]*)\s*(?:&&|$)", runs)
+    assert len(created) == 2, runs
+    base_passwd = {"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news"}
+    base_passwd |= {"uucp", "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody"}
+    base_passwd |= {"operator", "staff", "users", "adm", "tty", "disk", "kmem", "dialout"}
+    assert not set(created) & base_passwd, created
+    assert "--uid 10001" in runs
+    assert "--gid 10001" in runs
+
+
+def test_the_build_trims_the_venv_and_checks_that_it_still_imports() -> None:
+    builder = stages()[0]
+    runs = " ".join(c.value[0] for c in builder if c.cmd == "RUN")
+    assert "pip uninstall --yes --quiet pip setuptools" in runs
+    assert 'rm -rf "$site/kubernetes/aio"' in runs
+    # The import check comes last, after every removal.
+    assert runs.rstrip().endswith("renku_env_operator.runner'"), runs[-200:]
 
 
 def test_entrypoint_is_the_console_script() -> None:
