@@ -814,3 +814,50 @@ def test_app_version_is_the_packages() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'version = "{chart["appVersion"]}"' in pyproject
+
+
+# --- The GitOps example (docs/gitops.md) ---
+
+
+def example_environments() -> list[tuple[Path, dict[str, Any]]]:
+    found = []
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "GlobalEnvironment":
+                found.append((path, doc))
+    return found
+
+
+def test_example_environments_carry_their_sync_wave() -> None:
+    environments = example_environments()
+    assert len(environments) >= 2
+    for path, doc in environments:
+        annotations = doc["metadata"].get("annotations", {})
+        assert annotations.get("argocd.argoproj.io/sync-wave") == "1", path.name
+
+
+def test_the_argocd_application_points_at_what_a_release_publishes() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    release = (ROOT / ".github" / "workflows" / "release.yml").read_text()
+    operator_source, environments_source = _APPLICATION["spec"]["sources"]
+    # The chart at the release tag of this chart version (release.yml publishes its image).
+    assert operator_source["path"] == "helm/renku-env-operator"
+    assert operator_source["targetRevision"] == f"v{chart['version']}"
+    assert 'tags: ["v[0-9]+.[0-9]+.[0-9]+*"]' in release
+    values = operator_source["helm"]["valuesObject"]
+    assert values["image"]["repository"]
+    assert not values.get("metrics", {}).get("serviceMonitor", {}).get("enabled", False)
+    assert values["renku"]["credentials"]["existingSecret"]
+    # The environments: files of this repository, in the Application's namespace.
+    assert environments_source["targetRevision"] == operator_source["targetRevision"]
+    include = environments_source["directory"]["include"]
+    names = include.strip("{}").split(",")
+    destination = _APPLICATION["spec"]["destination"]["namespace"]
+    environments = {path.name: doc for path, doc in example_environments()}
+    for name in names:
+        assert (ROOT / environments_source["path"] / name).is_file(), name
+        assert environments[name]["metadata"]["namespace"] == destination
+    assert "argocd-application.yaml" not in names
+    # The smoke namespace the chart creates is not the Application's own.
+    smoke = of_kind(render("argocd-example"), "Namespace")
+    assert [n["metadata"]["name"] for n in smoke] == [f"{NAMESPACE}-smoke"]
