@@ -70,18 +70,27 @@ else
     mirror=$(debian_mirror)
     echo "debootstrap bookworm from $mirror"
     rootfs=$(mktemp -d)
-    trap 'rm -rf "$rootfs"' EXIT
+    # debootstrap mounts /proc and /sys in the rootfs while it works: never rm -rf through them.
+    cleanup() {
+        for mount in "$rootfs/dev/pts" "$rootfs/proc" "$rootfs/sys"; do
+            if mountpoint -q "$mount"; then umount -l "$mount"; fi
+        done
+        rm -rf --one-file-system "$rootfs" "$rootfs.log"
+    }
+    trap cleanup EXIT
     # --include resolves dependencies itself: no chroot, no /proc, no apt inside the rootfs.
     debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
         bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || { tail -30 "$rootfs.log"; exit 1; }
-    rm -f "$rootfs.log"
     # What python:3.11-slim offers that the Dockerfile relies on: `python` on PATH.
     ln -sf /usr/bin/python3 "$rootfs/usr/local/bin/python"
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    # What the slim images leave out too: apt's caches, documentation, manuals, translations.
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+        "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+        "$rootfs"/usr/share/locale/*
     tar -C "$rootfs" -c . | podman import \
         --change 'ENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'CMD ["python3"]' - "$BASE_IMAGE" >/dev/null
-    rm -rf "$rootfs"
+    cleanup
     trap - EXIT
 fi
 podman image inspect --format 'base image size: {{.Size}} bytes' "$BASE_IMAGE"

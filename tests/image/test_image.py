@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.kube import GENV, Kube
+from renku_env_operator.domain.smokepod import GLOBAL_ENVIRONMENT, ROLE
+from tests.support.kube import GENV, PODS, Kube
+from tests.support.kubelet import Kubelet
 from tests.support.operator_fixtures import NAMESPACE, condition, genv, has_condition
 from tests.support.renku_double import RenkuDouble
 
@@ -26,6 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("OPERATOR_IMAGE", "")
 PODMAN = shutil.which("podman")
 # What a cluster does to the operator's pod (templates/deployment.yaml).
+SMOKE_NAMESPACE = f"{NAMESPACE}-smoke"  # as the chart sets it
+PROBE_LOG = "\n".join(
+    [
+        "renku-probe user 1000 1000 1000 1000",
+        "renku-probe mount writable /home/renku/work",
+        "renku-probe workdir writable /home/renku/work",
+        "renku-probe shipped-count 0 /home/renku/work",
+    ]
+)
 AS_A_CLUSTER = ["--rm", "--read-only", "--tmpfs", "/tmp:rw,size=64m", "--user", "10001:10001"]
 
 pytestmark = pytest.mark.skipif(
@@ -76,7 +87,7 @@ def free_port() -> int:
 
 
 async def test_run_reconciles_until_ready_and_stops_cleanly_on_sigterm(
-    kube: Kube, renku_double: RenkuDouble, tmp_path: Path
+    kube: Kube, kubelet: Kubelet, renku_double: RenkuDouble, tmp_path: Path
 ) -> None:
     assert PODMAN is not None
     # The container user is not root: the kubeconfig must be readable by anyone (a copy).
@@ -91,6 +102,7 @@ async def test_run_reconciles_until_ready_and_stops_cleanly_on_sigterm(
         "RENKU_ENV_OPERATOR_RENKU_URL": renku_double.url,
         "RENKU_ENV_OPERATOR_RENKU_TOKEN": renku_double.admin_token,
         "RENKU_ENV_OPERATOR_NAMESPACES": NAMESPACE,
+        "RENKU_ENV_OPERATOR_SMOKE_NAMESPACE": SMOKE_NAMESPACE,
         "RENKU_ENV_OPERATOR_IMAGE_CHECKS": "false",
         "RENKU_ENV_OPERATOR_METRICS_PORT": "0",
         "RENKU_ENV_OPERATOR_LIVENESS_ENDPOINT": f"http://127.0.0.1:{liveness}/healthz",
@@ -124,6 +136,34 @@ async def test_run_reconciles_until_ready_and_stops_cleanly_on_sigterm(
             assert synced is not None
             assert synced["reason"] == "Created"
             assert ready["status"]["renkuId"] in renku_double.environments
+
+            # A smoke test: the kubernetes client's pods, logs and pod proxy, from the trimmed venv.
+            labels = {GLOBAL_ENVIRONMENT: "smoke-tested"}
+            kubelet.plan({ROLE: "session", **labels}, kubelet.scenario("ready", port=8888))
+            kubelet.plan({ROLE: "probe", **labels}, kubelet.scenario("completed", log=PROBE_LOG))
+            smoke = {"timeoutSeconds": 30, "stableSeconds": 0}
+            await kube.create(
+                {
+                    **genv("smoke-tested"),
+                    "spec": {
+                        "image": "ghcr.io/example/env:1.0.0",
+                        "port": 8888,
+                        "defaultUrl": "/",
+                        "workingDirectory": "/home/renku/work",
+                        "mountDirectory": "/home/renku/work",
+                        "smokeTest": smoke,
+                    },
+                }
+            )
+            tested = await kube.wait_for(
+                GENV, NAMESPACE, "smoke-tested", has_condition("Ready", "True"), timeout=60
+            )
+            assert tested["status"]["smokeTest"]["result"] == "Passed"
+            checks = {c["name"]: c["result"] for c in tested["status"]["smokeTest"]["checks"]}
+            assert checks, tested["status"]["smokeTest"]
+            assert set(checks.values()) == {"Passed"}, checks
+            # In the smoke namespace the chart gives it, never the operator's own.
+            assert await kube.list(PODS, NAMESPACE) == []
             # The chart's liveness probe would pass.
             async with httpx.AsyncClient() as client:
                 health = await client.get(f"http://127.0.0.1:{liveness}/healthz", timeout=10)
