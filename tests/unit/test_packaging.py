@@ -332,3 +332,26 @@ def test_the_charts_default_image_is_the_one_the_release_publishes() -> None:
     repository = source.removeprefix("https://github.com/").lower()
     # release.yml: ghcr.io/<owner, lower case>/renku-env-operator.
     assert values["image"]["repository"] == f"ghcr.io/{repository}"
+
+
+def test_ci_runs_the_readme_commands_then_builds_and_runs_the_image() -> None:
+    commands = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip().startswith("make ")
+    ]
+    assert commands == ["make install", "make test", "make image-test"]
+    readme = (ROOT / "README.md").read_text()
+    assert "make install" in readme
+    assert "make test" in readme
+    makefile = (ROOT / "Makefile").read_text()
+    assert "image-test:\n\tbash .ci/image.sh" in makefile
+    script = (ROOT / ".ci" / "image.sh").read_text()
+    # The machine's container configuration is never touched: a private one is used.
+    for variable in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF"):
+        assert f"export {variable}=$ROOT/.ci/containers/" in script
+    assert "--build-arg PYTHON_IMAGE=" in script
+    assert "podman image exists" in script, "an earlier run's base image is reused"
+    conf = (ROOT / ".ci" / "containers" / "containers.conf").read_text()
+    assert 'runtime = "runc"' in conf
+    assert "nofile=" in conf
