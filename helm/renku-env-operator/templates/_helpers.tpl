@@ -66,8 +66,9 @@ app.kubernetes.io/part-of: renku
 {{- end }}
 {{- end }}
 
+{{/* Namespace of the smoke pods: its own, never Renku's (the release namespace). */}}
 {{- define "renku-env-operator.smokeNamespace" -}}
-{{- default .Release.Namespace .Values.smokeTest.namespace }}
+{{- default (printf "%s-smoke" .Release.Namespace | trunc 63 | trimSuffix "-") .Values.smoke.namespace }}
 {{- end }}
 
 {{- define "renku-env-operator.peeringName" -}}
@@ -106,6 +107,12 @@ Included from the Deployment, so that every render runs them.
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not (and .Values.metrics.port .Values.metrics.service.enabled)) }}
 {{- fail "metrics.serviceMonitor needs metrics.port > 0 and metrics.service.enabled" }}
+{{- end }}
+{{- if eq (include "renku-env-operator.smokeNamespace" .) .Release.Namespace }}
+{{- fail (printf "smoke.namespace must not be the release namespace %q: smoke pods run images and commands that namespace users choose, keep them away from Renku's services (leave it empty for %q)" .Release.Namespace (printf "%s-smoke" .Release.Namespace)) }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.apiServer.cidrs) }}
+{{- fail "networkPolicy.apiServer.cidrs is required with networkPolicy.enabled: the API server's addresses (kubectl get endpoints kubernetes), e.g. [172.18.0.2/32]; without them the operator could not reach its API server" }}
 {{- end }}
 {{- if and .Values.ha.enabled (ge (int .Values.ha.podDisruptionBudget.minAvailable) (int .Values.ha.replicas)) }}
 {{- fail "ha.podDisruptionBudget.minAvailable must be lower than ha.replicas, or no node could ever be drained" }}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# CI's image step: build the real Dockerfile without a Docker engine and without pulling any base
+# image, then run the image the way a cluster would (tests/image, with podman).
+#
+#   bash .ci/image.sh            # tools, base image, build, run checks
+#   IMAGE=... bash .ci/image.sh  # another tag for the built image
+#
+# 1. buildah, podman, skopeo, runc, debootstrap, uidmap from apt (only when one is missing).
+# 2. Container configuration from .ci/containers/ through CONTAINERS_CONF & co.: the machine's
+#    /etc/containers is never written.
+# 3. A Debian bookworm base with Python 3.11 built by debootstrap from the machine's own apt
+#    mirror and imported as localhost/debian-python:3.11 (it stands in for python:3.11-slim-bookworm,
+#    which cannot be pulled here). Reused when the machine still has it; built when it does not.
+# 4. buildah bud --build-arg PYTHON_IMAGE=localhost/debian-python:3.11, with the host's CA bundle
+#    lent to the build (pip goes through a TLS-intercepting proxy; nothing of it lands in the image).
+# 5. pytest tests/image: --help, crd == crds/, validate on the examples, run against the emulator
+#    until a GlobalEnvironment is Ready, SIGTERM and exit 0; read-only root, user 10001.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BASE_IMAGE=${BASE_IMAGE:-localhost/debian-python:3.11}
+IMAGE=${IMAGE:-localhost/renku-env-operator:ci}
+CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+
+export CONTAINERS_CONF=$ROOT/.ci/containers/containers.conf
+export CONTAINERS_STORAGE_CONF=$ROOT/.ci/containers/storage.conf
+export CONTAINERS_REGISTRIES_CONF=$ROOT/.ci/containers/registries.conf
+
+started=$(date +%s)
+step_started=$started
+step() {
+    local now
+    now=$(date +%s)
+    printf '==> %s (previous step: %ss)\n' "$1" "$((now - step_started))"
+    step_started=$now
+}
+
+step "container tools"
+missing=()
+for tool in buildah podman skopeo runc debootstrap newuidmap; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing for: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends \
+        buildah podman skopeo runc debootstrap uidmap >/dev/null
+fi
+podman --version
+buildah --version
+
+# The first Debian mirror the machine's apt uses (one-line or deb822 sources).
+debian_mirror() {
+    local files=(/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources)
+    local found
+    found=$(cat "${files[@]}" 2>/dev/null | awk '
+        /^deb[ \t]/ && / bookworm[ \t]/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }
+        /^URIs:/ { uri = $2 }
+        /^Suites:/ && / bookworm( |$)/ && uri != "" { print uri; exit }
+    ')
+    echo "${found:-http://deb.debian.org/debian}"
+}
+
+step "base image $BASE_IMAGE"
+if podman image exists "$BASE_IMAGE"; then
+    echo "reusing $BASE_IMAGE from an earlier run"
+else
+    mirror=$(debian_mirror)
+    echo "debootstrap bookworm from $mirror"
+    rootfs=$(mktemp -d)
+    # debootstrap mounts /proc and /sys in the rootfs while it works: never rm -rf through them.
+    cleanup() {
+        for mount in "$rootfs/dev/pts" "$rootfs/proc" "$rootfs/sys"; do
+            if mountpoint -q "$mount"; then umount -l "$mount"; fi
+        done
+        rm -rf --one-file-system "$rootfs" "$rootfs.log"
+    }
+    trap cleanup EXIT
+    # --include resolves dependencies itself: no chroot, no /proc, no apt inside the rootfs.
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+        bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || { tail -30 "$rootfs.log"; exit 1; }
+    # What python:3.11-slim offers that the Dockerfile relies on: `python` on PATH.
+    ln -sf /usr/bin/python3 "$rootfs/usr/local/bin/python"
+    # What the slim images leave out too: apt's caches, documentation, manuals, translations.
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+        "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+        "$rootfs"/usr/share/locale/*
+    tar -C "$rootfs" -c . | podman import \
+        --change 'ENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'CMD ["python3"]' - "$BASE_IMAGE" >/dev/null
+    cleanup
+    trap - EXIT
+fi
+podman image inspect --format 'base image size: {{.Size}} bytes' "$BASE_IMAGE"
+
+step "build $IMAGE from the Dockerfile"
+version=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+buildah bud --quiet --layers=false \
+    --runtime runc \
+    --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
+    --volume "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro" \
+    --build-arg PYTHON_IMAGE="$BASE_IMAGE" \
+    --build-arg VERSION="$version" \
+    --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
+    --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    --tag "$IMAGE" .
+size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
+echo "image $IMAGE: $((size / 1000000)) MB ($size bytes; the base alone: $(podman image inspect --format '{{.Size}}' "$BASE_IMAGE") bytes)"
+
+step "run the image as a cluster would (tests/image)"
+OPERATOR_IMAGE=$IMAGE "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests/image
+
+step "done"
+echo "image steps took $(( $(date +%s) - started ))s in all"
