@@ -65,12 +65,18 @@ async def test_a_forged_status_renku_id_changes_nothing_in_renku(
     # Whoever may patch globalenvironments/status points "forger" at the other environment.
     forged = await forge(kube, "forger", theirs)
     assert f"names {theirs}, which GlobalEnvironment renku/owner owns" in forged["message"]
-    await kube.patch(GENV, NAMESPACE, "forger", {"spec": {"description": "overwrite it"}})
+    changed = await kube.patch(GENV, NAMESPACE, "forger", {"spec": {"description": "overwrite it"}})
+    generation = changed["metadata"]["generation"]
+    # Ready for the new generation: the restored status was Ready already, for the old one.
     restored = await kube.wait_for(
         GENV,
         NAMESPACE,
         "forger",
-        lambda o: o["status"].get("renkuId") == mine and has_condition("Ready", "True")(o),
+        lambda o: (
+            o["status"].get("renkuId") == mine
+            and o["status"].get("observedGeneration") == generation
+            and has_condition("Ready", "True")(o)
+        ),
     )
     assert renku_double.environments[mine]["description"] == "overwrite it"
 
