@@ -189,7 +189,9 @@ async def test_the_operator_runs_in_the_cluster(
 def can(
     cluster: Cluster, user: str, verb: str, resource: str, namespace: str, group: str = ""
 ) -> bool:
-    """Whether the API server's own authorizer lets `user` do this (a SubjectAccessReview)."""
+    """Whether the API server's own authorizer lets ServiceAccount `user`
+    (system:serviceaccount:<namespace>:<name>) do this (a SubjectAccessReview)."""
+    sa_namespace = user.split(":")[2]
     name, _, subresource = resource.partition("/")
     review = cluster.create(
         {
@@ -197,7 +199,12 @@ def can(
             "kind": ACCESS_REVIEW[1],
             "spec": {
                 "user": user,
-                "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+                # A ServiceAccount's groups: rights given to them count too.
+                "groups": [
+                    "system:serviceaccounts",
+                    f"system:serviceaccounts:{sa_namespace}",
+                    "system:authenticated",
+                ],
                 "resourceAttributes": {
                     "verb": verb,
                     "group": group,
