@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint e2e bench crds lock
+.PHONY: install test lint e2e bench bench-validate crds lock
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ e2e:
 
 bench:
 	$(BIN)/python -m tests.benchmark
+
+# `validate` speed: 5 MB of manifests, 200 files, one file (prints figures, asserts nothing).
+bench-validate:
+	$(BIN)/python -m tests.bench_validate
 
 # The CRD is generated from the pydantic models; the chart holds a byte-for-byte copy.
 crds:
