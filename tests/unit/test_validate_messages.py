@@ -122,7 +122,12 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "spec.image",
         "'ghcr.io/org/' is not a valid image reference: expected [registry[:port]/]repository[:tag][@sha256:digest]",
     ),
-    ("image-upper", {"image": "Python:3.12"}, "spec.image", "repository 'Python' contains upper-case letters: repository names must be lower case (e.g. 'python')"),
+    (
+        "image-upper",
+        {"image": "Python:3.12"},
+        "spec.image",
+        "repository 'Python' contains upper-case letters: repository names must be lower case (e.g. 'python')",
+    ),
     (
         "image-space",
         {"image": "python: 3.12"},

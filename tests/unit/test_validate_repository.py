@@ -104,8 +104,7 @@ def test_a_directory_with_templates_lists_json_and_mistakes(tmp_path: Path) -> N
     assert report["checked"] == 3
     assert [Path(s["source"]).name for s in report["skipped"]] == ["env.yaml"]
     found = {
-        (Path(f["source"]).name, f["field"], f["line"], f["column"])
-        for f in report["findings"]
+        (Path(f["source"]).name, f["field"], f["line"], f["column"]) for f in report["findings"]
     }
     assert found == {
         ("broken.json", "(document)", 2, 11),
