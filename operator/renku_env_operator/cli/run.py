@@ -33,10 +33,14 @@ def run_command(namespaces: tuple[str, ...], **flags: object) -> None:
     """Run the operator. Every flag also has an environment variable RENKU_ENV_OPERATOR_<NAME>."""
     # Imported here: `validate` must not pay for pydantic-settings, kopf and kubernetes.
     from ..config import SettingsError, load_settings
-    from ..runner import run_operator
+    from ..runner import StartupError, run_operator
 
     try:
         settings = load_settings(namespaces=list(namespaces) or None, **flags)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
-    run_operator(settings)
+    try:
+        run_operator(settings)
+    except StartupError as exc:
+        click.echo(f"error: cannot start: {exc}", err=True)
+        raise SystemExit(1) from None

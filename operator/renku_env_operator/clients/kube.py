@@ -229,6 +229,36 @@ class KubeClient:
                 architectures.add(str(arch))
         return architectures
 
+    async def list_one_custom_object(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        *,
+        request_timeout: float,
+    ) -> None:
+        """List at most one object of a custom resource: KubeNotFoundError when the CRD is not
+        installed, KubeForbiddenError without permission, KubeError when unreachable."""
+        api = client.CustomObjectsApi(self._api)
+
+        def call() -> None:
+            if namespace is None:
+                api.list_cluster_custom_object(
+                    group, version, plural, limit=1, _request_timeout=request_timeout
+                )
+            else:
+                api.list_namespaced_custom_object(
+                    group, version, namespace, plural, limit=1, _request_timeout=request_timeout
+                )
+
+        await self._run(call)
+
+    @property
+    def server(self) -> str:
+        """The API server's address, for messages."""
+        return str(self._api.configuration.host)
+
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Run a generated client method; its model comes back as a plain dict."""
 
