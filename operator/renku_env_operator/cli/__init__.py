@@ -1,4 +1,4 @@
-"""The `renku-env-operator` command: run, validate, crd."""
+"""The `renku-env-operator` command: run, validate, export, crd."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import yaml
 
 from .. import __version__
 from ..api.crd import build_crd
+from .export import export_command
 from .run import run_command
 from .validate import validate_command
 
@@ -30,3 +31,4 @@ def crd_command() -> None:
 
 main.add_command(validate_command)
 main.add_command(run_command)
+main.add_command(export_command)
