@@ -62,6 +62,16 @@ async def _read_environments(
         await renku.aclose()
 
 
+def _read_token(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExportError(f"cannot read the token file {path}: {exc}") from None
+    if not token:
+        raise ExportError(f"the token file {path} is empty")
+    return token
+
+
 async def _auth(
     settings: Settings, token_file: Path | None, secret: str | None, namespace: str | None
 ) -> httpx.Auth | None:
@@ -72,11 +82,7 @@ async def _auth(
     from ..clients.renku_auth import StaticToken, auth_for, credentials_from_secret_data
 
     if token_file is not None:
-        try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ExportError(f"cannot read the token file {token_file}: {exc.strerror}") from None
-        return auth_for(StaticToken(token=SecretStr(token)))
+        return auth_for(StaticToken(token=SecretStr(_read_token(token_file))))
     if secret is None and settings.renku_token is not None:
         return auth_for(StaticToken(token=settings.renku_token))
     name = secret or settings.renku_credentials_secret

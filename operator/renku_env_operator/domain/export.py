@@ -89,10 +89,9 @@ def unique_names(environments: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         counts[name] = counts.get(name, 0) + 1
     names: dict[str, str] = {}
     for env_id, name in base.items():
-        if counts[name] > 1:
-            suffix = env_id[-6:].lower()
-            name = f"{name[: MAX_NAME - len(suffix) - 1].rstrip('-')}-{suffix}"
-        names[env_id] = name
+        suffix = env_id[-6:].lower()
+        collides = counts[name] > 1
+        names[env_id] = f"{name[: MAX_NAME - 7].rstrip('-')}-{suffix}" if collides else name
     return names
 
 
