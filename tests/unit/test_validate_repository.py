@@ -196,3 +196,21 @@ def test_yaml_1_1_values_that_matter_for_a_global_environment(
     )
     code, report, _ = run_json(path)
     assert (code == 0) is ok, report["findings"]
+
+
+def test_the_pre_commit_hook_runs_the_installed_command_on_yaml_and_json() -> None:
+    import re
+    import tomllib
+
+    import yaml
+
+    (hook,) = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "renku-env-operator-validate"
+    assert hook["language"] == "python"
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    command, subcommand = hook["entry"].split()
+    assert (command, subcommand) == ("renku-env-operator", "validate")
+    assert command in scripts
+    pattern = re.compile(hook["files"])
+    assert all(pattern.search(n) for n in ("a.yaml", "dir/b.yml", "c.json"))
+    assert not any(pattern.search(n) for n in ("notes.txt", "yaml.py", "x.yaml.bak"))
