@@ -34,6 +34,9 @@ metadata:
   labels:
     team: data-science
     tier: standard
+  annotations:
+    argocd.argoproj.io/sync-wave: "1"
+    example.org/owner: platform-team@example.org
 spec:
   image: {IMAGE}
   name: Environment number {number}

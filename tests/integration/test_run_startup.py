@@ -171,3 +171,31 @@ async def test_renku_unreachable_at_start_is_reported_per_object_not_fatal(
         code = await asyncio.wait_for(process.wait(), timeout=30)
         log.close()
     assert code == 0, (tmp_path / "operator.log").read_text()[-2000:]
+
+
+async def test_a_start_up_handler_failure_kopf_meets_is_one_message_too(
+    kube: Kube, kube_env: Path, renku_double: RenkuDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pre-flight normally catches this; should the Secret vanish between the pre-flight
+    # and kopf's start-up handler, run_operator still ends with one StartupError.
+    from renku_env_operator import runner
+    from tests.support.operator_fixtures import test_settings
+    from tests.support.operator_runner import configure_for_emulator
+
+    async def passes(config: object) -> None:
+        return None
+
+    monkeypatch.setattr(runner, "preflight", passes)
+    settings = test_settings(renku_double, renku_token=None, renku_credentials_secret="renku-admin")
+
+    with pytest.raises(runner.StartupError) as failed:
+        await asyncio.wait_for(
+            asyncio.to_thread(runner.run_operator, settings, tune=configure_for_emulator),
+            timeout=60,
+        )
+
+    assert str(failed.value) == (
+        f"the Renku credentials Secret {NAMESPACE}/renku-admin does not exist: create it (key "
+        "'token', or 'clientId', 'clientSecret' and 'tokenUrl') or point "
+        "RENKU_ENV_OPERATOR_RENKU_CREDENTIALS_SECRET at the right one"
+    )

@@ -261,3 +261,27 @@ def test_unparsable_yaml_in_a_directory_is_a_finding_and_the_rest_is_still_check
         ("broken.yaml", "(not parsed)"),
         ("bad.yaml", "GlobalEnvironment team-a/bad"),
     }
+
+
+def test_a_crash_on_one_document_is_a_finding_and_the_report_stays_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from renku_env_operator.cli import validate as validate_module
+
+    real = validate_module.validate_manifest
+
+    def flaky(document: Any) -> Any:
+        if document["metadata"]["name"] == "bad":
+            raise KeyError("surprise")
+        return real(document)
+
+    monkeypatch.setattr(validate_module, "validate_manifest", flaky)
+    write(tmp_path, "a.yaml", BAD)
+    write(tmp_path, "b.yaml", GOOD.replace("image: ", "port: 0\n  image: "))
+    result = validate("-o", "json", str(tmp_path))
+    assert result.exit_code == 1
+    report = as_json(result)
+    assert report["checked"] == 2
+    messages = {f["message"] for f in report["findings"]}
+    assert "could not be checked (KeyError: 'surprise'): please report this" in messages
+    assert any(m.startswith("0 is not a TCP port") for m in messages)

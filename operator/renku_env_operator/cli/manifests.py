@@ -275,6 +275,9 @@ def read_documents(source: Source, text: str) -> Iterator[Document | ParseError]
             except (ValueError, OverflowError) as exc:  # a number int() refuses
                 yield ParseError(index, f"not valid YAML: {exc}")
                 return
+            except RecursionError:
+                yield ParseError(index, "not valid YAML: nested too deeply to read")
+                return
             if data is not None:
                 yield Document(source.label, index, data, _constant(node))
     finally:
@@ -290,6 +293,9 @@ def _read_json(source: Source, text: str) -> Iterator[Document | ParseError]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         yield ParseError(1, f"not valid JSON: {exc.msg}", exc.lineno, exc.colno)
+        return
+    except RecursionError:
+        yield ParseError(1, "not valid JSON: nested too deeply to read")
         return
 
     def locate() -> Node | None:

@@ -180,13 +180,24 @@ def validate_source(source: Source, summary: Summary) -> None:
             summary.findings.append(_parse_finding(source, parsed))
             return
         for document in _objects(parsed):
-            miss = _near_miss(document.data)
-            if miss is not None:
-                summary.findings.append(_finding(document, miss, _object_name(document.data)))
-                continue
-            if _judges(document.data):
-                summary.checked += 1
-                summary.findings.extend(check_document(document))
+            _judge(document, summary)
+
+
+def _judge(document: Document, summary: Summary) -> None:
+    miss = _near_miss(document.data)
+    if miss is not None:
+        summary.findings.append(_finding(document, miss, _object_name(document.data)))
+        return
+    if not _judges(document.data):
+        return
+    summary.checked += 1
+    try:
+        summary.findings.extend(check_document(document))
+    except Exception as exc:  # a bug must not cost the other files their report
+        problem = Problem(
+            (), f"could not be checked ({type(exc).__name__}: {exc}): please report this"
+        )
+        summary.findings.append(_finding(document, problem, _object_name(document.data)))
 
 
 def _parse_finding(source: Source, error: ParseError) -> Finding:
