@@ -267,8 +267,7 @@ def test_a_crash_on_one_document_is_a_finding_and_the_report_stays_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from renku_env_operator.cli import validate as validate_module
-
-    real = validate_module.validate_manifest
+    from renku_env_operator.domain.validation import validate_manifest as real
 
     def flaky(document: Any) -> Any:
         if document["metadata"]["name"] == "bad":
