@@ -90,7 +90,7 @@ async def _check_global_environments(kube: KubeClient, namespace: str | None) ->
         ) from None
     except KubeForbiddenError as exc:
         raise StartupError(
-            f"no permission to list {resource} {where} ({_one_line(exc)}): grant the "
+            f"no permission to list and watch {resource} {where} ({_one_line(exc)}): grant the "
             "operator's ServiceAccount get, list, watch and patch on it (the Helm chart's RBAC "
             "does), or watch only permitted namespaces with --namespace"
         ) from None

@@ -238,19 +238,26 @@ class KubeClient:
         *,
         request_timeout: float,
     ) -> None:
-        """List at most one object of a custom resource: KubeNotFoundError when the CRD is not
-        installed, KubeForbiddenError without permission, KubeError when unreachable."""
+        """List at most one object of a custom resource, then open a watch on it and close it
+        at once: KubeNotFoundError when the CRD is not installed, KubeForbiddenError without
+        list or watch permission, KubeError when unreachable."""
         api = client.CustomObjectsApi(self._api)
 
-        def call() -> None:
+        def request(**kwargs: Any) -> Any:
             if namespace is None:
-                api.list_cluster_custom_object(
-                    group, version, plural, limit=1, _request_timeout=request_timeout
+                return api.list_cluster_custom_object(
+                    group, version, plural, _request_timeout=request_timeout, **kwargs
                 )
-            else:
-                api.list_namespaced_custom_object(
-                    group, version, namespace, plural, limit=1, _request_timeout=request_timeout
-                )
+            return api.list_namespaced_custom_object(
+                group, version, namespace, plural, _request_timeout=request_timeout, **kwargs
+            )
+
+        def call() -> None:
+            request(limit=1)
+            # Only the answer's status matters: do not wait for events.
+            stream = request(watch=True, timeout_seconds=1, _preload_content=False)
+            stream.release_conn()
+            stream.close()
 
         await self._run(call)
 
