@@ -21,6 +21,10 @@ from .config import Settings, SettingsError
 from .handlers import globalenvironment, startup
 
 PREFLIGHT_TIMEOUT_SECONDS = 15.0
+_GRANT = (
+    "grant the operator's ServiceAccount get, list, watch and patch on it (the Helm chart's "
+    "RBAC does), or watch only permitted namespaces with --namespace"
+)
 
 
 class StartupError(Exception):
@@ -90,9 +94,7 @@ async def _check_global_environments(kube: KubeClient, namespace: str | None) ->
         ) from None
     except KubeForbiddenError as exc:
         raise StartupError(
-            f"no permission to list and watch {resource} {where} ({_one_line(exc)}): grant the "
-            "operator's ServiceAccount get, list, watch and patch on it (the Helm chart's RBAC "
-            "does), or watch only permitted namespaces with --namespace"
+            f"no permission to list {resource} {where} ({_one_line(exc)}): {_GRANT}"
         ) from None
     except KubeError as exc:
         if exc.status is not None:
@@ -101,6 +103,10 @@ async def _check_global_environments(kube: KubeClient, namespace: str | None) ->
             f"cannot reach the Kubernetes API server at {kube.server} ({_network_reason(exc)}): "
             "check the kubeconfig's server address and the network"
         ) from None
+    # Opening a watch just to test it would look like the operator's own watch to observers;
+    # ask the authorizer instead.
+    if await kube.may("watch", crd.GROUP, crd.PLURAL, namespace) is False:
+        raise StartupError(f"no permission to watch {resource} {where}: {_GRANT}")
 
 
 def build_registry(config: Settings) -> kopf.OperatorRegistry:

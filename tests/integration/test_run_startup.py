@@ -98,26 +98,30 @@ async def test_crd_not_installed(kube: Kube, tmp_path: Path) -> None:
 async def test_no_permission_to_list_global_environments(kube: Kube, tmp_path: Path) -> None:
     kube.emulator["list", kmock.resource(GENV)] << 403
     line = await failed_start(environment(tmp_path, kube.kubeconfig_path), "-n", NAMESPACE)
-    assert (
-        f"no permission to list and watch globalenvironments.renku.io in namespace {NAMESPACE}"
-        in line
-    )
+    assert f"no permission to list globalenvironments.renku.io in namespace {NAMESPACE}" in line
     assert "grant the operator's ServiceAccount get, list, watch and patch on it" in line
 
 
 async def test_no_permission_to_watch_global_environments(kube: Kube, tmp_path: Path) -> None:
-    kube.emulator["watch", kmock.resource(GENV)] << 403
+    # The authorizer's answer, as a cluster gives it to a ServiceAccount with list only.
+    reviews = kmock.resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews")
+    kube.emulator["create", reviews] << {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"verb": "watch", "resource": "globalenvironments"}},
+        "status": {"allowed": False},
+    }
     line = await failed_start(environment(tmp_path, kube.kubeconfig_path), "-n", NAMESPACE)
-    assert (
-        f"no permission to list and watch globalenvironments.renku.io in namespace {NAMESPACE}"
-        in line
+    assert line.startswith(
+        "error: cannot start: no permission to watch globalenvironments.renku.io in namespace "
+        f"{NAMESPACE}: grant the operator's ServiceAccount get, list, watch and patch on it"
     )
 
 
 async def test_no_permission_cluster_wide(kube: Kube, tmp_path: Path) -> None:
     kube.emulator["list", kmock.resource(GENV)] << 403
     line = await failed_start(environment(tmp_path, kube.kubeconfig_path))
-    assert "no permission to list and watch globalenvironments.renku.io cluster-wide" in line
+    assert "no permission to list globalenvironments.renku.io cluster-wide" in line
 
 
 async def test_credentials_secret_missing(
