@@ -146,3 +146,43 @@ async def test_exported_environments_are_adopted_without_a_single_write_to_renku
 
     assert writes(renku_double) == []
     assert renku_double.environments == before
+
+
+async def test_export_uses_the_operators_client_credentials_secret_setting(
+    kube: Kube, renku_double: RenkuDouble, tmp_path: Path
+) -> None:
+    seed_fresh_renku(renku_double)
+    data = {
+        k: base64.b64encode(v.encode()).decode()
+        for k, v in renku_double.client_secret_data().items()
+    }
+    await kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "renku-client", "namespace": NAMESPACE},
+            "data": data,
+        }
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RENKU_ENV_OPERATOR_")}
+    env |= {
+        "KUBECONFIG": str(kube.kubeconfig_path),
+        "POD_NAMESPACE": NAMESPACE,  # the Secret's namespace defaults to the operator's
+        "RENKU_ENV_OPERATOR_RENKU_URL": renku_double.url,
+        "RENKU_ENV_OPERATOR_RENKU_CREDENTIALS_SECRET": "renku-client",
+    }
+
+    code, out, err = await run_cli(env, "export")
+
+    assert code == 0, err
+    assert len(list(yaml.safe_load_all(out))) == 6
+    assert len(renku_double.issued_tokens) == 1  # a client-credentials grant was made
+    listed = [r for r in renku_double.requests if r.path.startswith(ENVS)]
+    assert len(listed) == 1
+    assert listed[0].user is not None
+
+    env["RENKU_ENV_OPERATOR_RENKU_CREDENTIALS_SECRET"] = "missing"
+    code, out, err = await run_cli(env, "export")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: credentials Secret {NAMESPACE}/missing: ")
+    assert err.count("\n") == 1
