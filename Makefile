@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Optional dependency groups; CI adds `actions` (actionlint, needs GitHub access to install).
 EXTRAS ?= dev
 
-.PHONY: install test lint e2e bench crds lock image-test
+.PHONY: install test lint e2e bench bench-validate crds lock image-test
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ e2e:
 
 bench:
 	$(BIN)/python -m tests.benchmark
+
+# `validate` speed: 5 MB of manifests, 200 files, one file (prints figures, asserts nothing).
+bench-validate:
+	$(BIN)/python -m tests.bench_validate
 
 # The CRD is generated from the pydantic models; the chart holds a byte-for-byte copy.
 crds:
