@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from .api import crd
+from .api import claim, crd
 from .clients.kube import KubeClient, KubeError, KubeForbiddenError, KubeNotFoundError
 from .config import Settings, SettingsError
 from .handlers import globalenvironment, startup
@@ -71,6 +71,8 @@ async def _preflight(config: Settings) -> None:
         for namespace in scopes:
             await _check_global_environments(kube, namespace)
         if config.renku_url is not None:
+            # Renku is written to only with the ownership records at hand.
+            await _check_claims(kube, config.operator_namespace)
             try:
                 await startup.load_credentials(config, kube)
             except SettingsError as exc:
@@ -107,6 +109,30 @@ async def _check_global_environments(kube: KubeClient, namespace: str | None) ->
     # ask the authorizer instead.
     if await kube.may("watch", crd.GROUP, crd.PLURAL, namespace) is False:
         raise StartupError(f"no permission to watch {resource} {where}: {_GRANT}")
+
+
+async def _check_claims(kube: KubeClient, namespace: str) -> None:
+    """The ownership records (GlobalEnvironmentClaims) in the operator's own namespace."""
+    resource = claim.CRD_NAME
+    try:
+        await kube.list_one_custom_object(
+            crd.GROUP,
+            crd.VERSION,
+            claim.PLURAL,
+            namespace,
+            request_timeout=PREFLIGHT_TIMEOUT_SECONDS,
+        )
+    except KubeNotFoundError:
+        raise StartupError(
+            f"the ownership-record CRD ({resource}, {crd.VERSION}) is not installed: "
+            f"kubectl apply -f crds/{resource}.yaml, or install the Helm chart"
+        ) from None
+    except KubeError as exc:
+        raise StartupError(
+            f"cannot list {resource} in namespace {namespace} ({_one_line(exc)}): the operator "
+            "needs get, list, create, patch and delete on them in its own namespace (the Helm "
+            "chart grants them)"
+        ) from None
 
 
 def build_registry(config: Settings) -> kopf.OperatorRegistry:

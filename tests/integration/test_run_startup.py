@@ -18,7 +18,7 @@ from pathlib import Path
 import kmock
 import pytest
 
-from tests.support.kube import GENV, Kube, write_kubeconfig
+from tests.support.kube import CLAIMS, GENV, Kube, write_kubeconfig
 from tests.support.operator_fixtures import NAMESPACE, NO_SMOKE, genv, has_condition
 from tests.support.renku_double import RenkuDouble
 
@@ -93,6 +93,26 @@ async def test_crd_not_installed(kube: Kube, tmp_path: Path) -> None:
         "the GlobalEnvironment CRD (globalenvironments.renku.io, v1alpha1) is not installed" in line
     )
     assert "kubectl apply -f crds/globalenvironments.renku.io.yaml" in line
+
+
+async def test_ownership_record_crd_not_installed(
+    kube: Kube, renku_double: RenkuDouble, tmp_path: Path
+) -> None:
+    del kube.emulator.resources[CLAIMS]
+    env = environment(tmp_path, kube.kubeconfig_path, renku_url=renku_double.url)
+    line = await failed_start(env, "-n", NAMESPACE)
+    assert "the ownership-record CRD (globalenvironmentclaims.renku.io, v1alpha1)" in line
+    assert "kubectl apply -f crds/globalenvironmentclaims.renku.io.yaml" in line
+
+
+async def test_no_permission_on_ownership_records(
+    kube: Kube, renku_double: RenkuDouble, tmp_path: Path
+) -> None:
+    kube.emulator["list", kmock.resource(CLAIMS)] << 403
+    env = environment(tmp_path, kube.kubeconfig_path, renku_url=renku_double.url)
+    line = await failed_start(env, "-n", NAMESPACE)
+    assert f"cannot list globalenvironmentclaims.renku.io in namespace {NAMESPACE}" in line
+    assert "get, list, create, patch and delete" in line
 
 
 async def test_no_permission_to_list_global_environments(kube: Kube, tmp_path: Path) -> None:
