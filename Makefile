@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Optional dependency groups (dev: tests, linters and actionlint).
 EXTRAS ?= dev
 
-.PHONY: install test lint e2e bench crds lock image-test
+.PHONY: install test lint e2e bench bench-validate crds lock image-test
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ e2e:
 
 bench:
 	$(BIN)/python -m tests.benchmark
+
+# `validate` speed: 5 MB of manifests, 200 files, one file (prints figures, asserts nothing).
+bench-validate:
+	$(BIN)/python -m tests.bench_validate
 
 # The CRDs are generated from the pydantic models; the chart holds byte-for-byte copies.
 crds:

@@ -3,17 +3,136 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import re
 import secrets
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
-from .config import Settings
+from .api import claim, crd
+from .clients.kube import KubeClient, KubeError, KubeForbiddenError, KubeNotFoundError
+from .config import Settings, SettingsError
 from .handlers import globalenvironment, startup
+
+PREFLIGHT_TIMEOUT_SECONDS = 15.0
+_GRANT = (
+    "grant the operator's ServiceAccount get, list, watch and patch on it (the Helm chart's "
+    "RBAC does), or watch only permitted namespaces with --namespace"
+)
+
+
+class StartupError(Exception):
+    """The operator cannot start: one line that says what is wrong and what to do."""
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split()).rstrip(".")
+
+
+def _network_reason(exc: KubeError) -> str:
+    """'[Errno 111] Connection refused' rather than urllib3's nested retry report."""
+    found = re.search(r"\[Errno -?\d+\] [^\"')]+|timed out|Name or service not known", str(exc))
+    return found.group(0) if found else _one_line(exc)[:200]
+
+
+async def preflight(config: Settings) -> None:
+    """What would otherwise fail inside kopf with a traceback: the cluster configuration, the
+    API server, the CRD and the permission to list it, and the Renku credentials Secret.
+
+    Renku itself is not contacted: an unreachable Renku is an outage the operator rides out
+    (Synced False, RenkuUnavailable, retried), not a reason to crash-loop.
+    """
+    # urllib3 logs every retry of a refused connection: the one line below says it all.
+    urllib3_log = logging.getLogger("urllib3")
+    level = urllib3_log.level
+    urllib3_log.setLevel(logging.ERROR)
+    try:
+        await _preflight(config)
+    finally:
+        urllib3_log.setLevel(level)
+
+
+async def _preflight(config: Settings) -> None:
+    try:
+        kube = KubeClient.from_environment()
+    except KubeError as exc:
+        raise StartupError(
+            f"{_one_line(exc)}: set KUBECONFIG to a kubeconfig file, or run in a pod with a "
+            "ServiceAccount"
+        ) from None
+    try:
+        scopes: list[str | None] = [*config.namespaces] or [None]
+        for namespace in scopes:
+            await _check_global_environments(kube, namespace)
+        if config.renku_url is not None:
+            # Renku is written to only with the ownership records at hand.
+            await _check_claims(kube, config.operator_namespace)
+            try:
+                await startup.load_credentials(config, kube)
+            except SettingsError as exc:
+                raise StartupError(_one_line(exc)) from None
+    finally:
+        await kube.close()
+
+
+async def _check_global_environments(kube: KubeClient, namespace: str | None) -> None:
+    where = f"in namespace {namespace}" if namespace else "cluster-wide"
+    resource = f"{crd.PLURAL}.{crd.GROUP}"
+    try:
+        await kube.list_one_custom_object(
+            crd.GROUP, crd.VERSION, crd.PLURAL, namespace, request_timeout=PREFLIGHT_TIMEOUT_SECONDS
+        )
+    except KubeNotFoundError:
+        raise StartupError(
+            f"the GlobalEnvironment CRD ({resource}, {crd.VERSION}) is not installed in the "
+            f"cluster at {kube.server}: kubectl apply -f crds/{resource}.yaml, or install the "
+            "Helm chart"
+        ) from None
+    except KubeForbiddenError as exc:
+        raise StartupError(
+            f"no permission to list {resource} {where} ({_one_line(exc)}): {_GRANT}"
+        ) from None
+    except KubeError as exc:
+        if exc.status is not None:
+            raise StartupError(f"listing {resource} {where} failed: {_one_line(exc)}") from None
+        raise StartupError(
+            f"cannot reach the Kubernetes API server at {kube.server} ({_network_reason(exc)}): "
+            "check the kubeconfig's server address and the network"
+        ) from None
+    # Opening a watch just to test it would look like the operator's own watch to observers;
+    # ask the authorizer instead.
+    if await kube.may("watch", crd.GROUP, crd.PLURAL, namespace) is False:
+        raise StartupError(f"no permission to watch {resource} {where}: {_GRANT}")
+
+
+async def _check_claims(kube: KubeClient, namespace: str) -> None:
+    """The ownership records (GlobalEnvironmentClaims) in the operator's own namespace."""
+    resource = claim.CRD_NAME
+    try:
+        await kube.list_one_custom_object(
+            crd.GROUP,
+            crd.VERSION,
+            claim.PLURAL,
+            namespace,
+            request_timeout=PREFLIGHT_TIMEOUT_SECONDS,
+        )
+    except KubeNotFoundError:
+        raise StartupError(
+            f"the ownership-record CRD ({resource}, {crd.VERSION}) is not installed: "
+            f"kubectl apply -f crds/{resource}.yaml, or install the Helm chart"
+        ) from None
+    except KubeError as exc:
+        raise StartupError(
+            f"cannot list {resource} in namespace {namespace} ({_one_line(exc)}): the operator "
+            "needs get, list, create, patch and delete on them in its own namespace (the Helm "
+            "chart grants them)"
+        ) from None
 
 
 def build_registry(config: Settings) -> kopf.OperatorRegistry:
@@ -42,6 +161,13 @@ def _quiet_events(record: logging.LogRecord) -> bool:
     return record.getMessage() != "Handler 'wake' succeeded."
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The innermost message of kopf's "One or more handlers failed." chain."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not str(exc)):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return _one_line(exc) or type(exc).__name__
+
+
 def run_operator(
     config: Settings,
     *,
@@ -53,6 +179,7 @@ def run_operator(
 
     `tune` adjusts kopf's settings after ours (tests shorten kopf's timeouts with it).
     """
+    asyncio.run(preflight(config))
     kopf.configure(
         debug=config.log_level == "DEBUG",
         verbose=config.log_level == "DEBUG",
@@ -68,19 +195,32 @@ def run_operator(
     startup.configure_kopf(settings, config)
     if tune is not None:
         tune(settings)
-    asyncio.run(
-        kopf.operator(
-            registry=build_registry(config),
-            settings=settings,
-            clusterwide=not config.namespaces,
-            namespaces=config.namespaces,
-            liveness_endpoint=config.liveness_endpoint or None,
-            standalone=config.peering is None,
-            peering_name=config.peering,
-            # kopf pauses every peer that shares the highest priority: give each replica its own.
-            priority=secrets.randbelow(1_000_000) if config.peering else None,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-        )
-    )
+    started = ready_flag or threading.Event()
+    # If a start-up handler fails anyway, kopf drops tasks it never started: their coroutines
+    # warn "never awaited" at garbage collection. That says nothing to an admin.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        try:
+            asyncio.run(
+                kopf.operator(
+                    registry=build_registry(config),
+                    settings=settings,
+                    clusterwide=not config.namespaces,
+                    namespaces=config.namespaces,
+                    liveness_endpoint=config.liveness_endpoint or None,
+                    standalone=config.peering is None,
+                    peering_name=config.peering,
+                    # kopf pauses every peer that shares the highest priority: give each
+                    # replica its own.
+                    priority=secrets.randbelow(1_000_000) if config.peering else None,
+                    stop_flag=stop_flag,
+                    ready_flag=started,
+                )
+            )
+        except Exception as exc:
+            if started.is_set():
+                raise
+            raise StartupError(_root_cause(exc)) from None
+        finally:
+            gc.collect()
     logging.getLogger(__name__).info("operator stopped")

@@ -24,9 +24,9 @@ PROBE_LOG = "\n".join(
         "renku-probe shipped-count 0 /home/renku/work",
     ]
 )
-# The create attempt is recorded in status before Renku's POST: one write of its own until the
-# attempt moves into the operator's GlobalEnvironmentClaim (ownership branch), then 2 and 4.
-WRITES_TO_READY_WITHOUT_SMOKE = 3
+# Issue 9's budgets: the finalizer, then the status (the create attempt is recorded in the
+# operator's GlobalEnvironmentClaim, not in status); with a smoke test, its start and progress.
+WRITES_TO_READY_WITHOUT_SMOKE = 2
 WRITES_TO_READY_WITH_SMOKE = 4
 
 

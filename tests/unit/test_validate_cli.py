@@ -138,44 +138,82 @@ def test_yaml_1_1_booleans_are_read_like_kubectl(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "said"),
+    ("content", "line", "column", "said"),
     [
         (
             GOOD + "  image: python:3.12\n",
-            'line 7, column 3: while constructing a mapping: found duplicate key "image"',
+            7,
+            3,
+            'not valid YAML: while constructing a mapping: found duplicate key "image" (first at line 6)',
         ),
-        (GOOD + "\tport: 8888\n", "line 7, column 1:"),
-        ("spec: [\n", "line 2, column 1:"),
-        (b"\xff\xfe\x00", "cannot read"),
-        ("", "no GlobalEnvironment found"),
-        (CONFIG_MAP, "no GlobalEnvironment found (expected apiVersion renku.io/v1alpha1"),
-        (GOOD.replace("GlobalEnvironment", "GlobalEnviroment"), "no GlobalEnvironment found"),
+        (GOOD + "\tport: 8888\n", 7, 1, "(YAML indents with spaces, not tabs)"),
+        (
+            "spec: [\n",
+            2,
+            1,
+            "not valid YAML: while parsing a flow node: did not find expected node content",
+        ),
+        (b"\xff\xfe\x00", 1, 1, "cannot read: not UTF-8 text (byte 0xff): save it as UTF-8"),
     ],
-    ids=["duplicate-key", "tab", "unclosed", "not-utf8", "empty", "other-kind", "kind-typo"],
+    ids=["duplicate-key", "tab", "unclosed", "not-utf8"],
 )
-def test_unusable_input_exits_2(tmp_path: Path, content: str | bytes, said: str) -> None:
+def test_unparsable_files_are_findings_with_line_and_column(
+    tmp_path: Path, content: str | bytes, line: int, column: int, said: str
+) -> None:
     path = write(tmp_path, "input.yaml", content)
     result = validate("-o", "json", str(path))
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert result.stderr.startswith(f"error: {path}: ")
-    assert said in result.stderr
-    assert "<unicode string>" not in result.stderr
+    assert result.exit_code == 1
+    report = as_json(result)
+    (finding,) = report["findings"]
+    assert (finding["source"], finding["line"], finding["column"]) == (str(path), line, column)
+    assert (finding["object"], finding["severity"]) == ("(not parsed)", "error")
+    assert said in finding["message"]
+    assert "<unicode string>" not in finding["message"]
+    assert report["invalid"] == 1
 
 
-def test_unusable_standard_input_and_missing_files_exit_2(tmp_path: Path) -> None:
-    result = validate("-", stdin=CONFIG_MAP)
-    assert (result.exit_code, result.stderr) == (
-        2,
-        "error: standard input: no GlobalEnvironment found (expected apiVersion "
-        "renku.io/v1alpha1, kind GlobalEnvironment)\n",
+def test_text_output_of_an_unparsable_file_is_one_line_with_file_line_and_column(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "input.yaml", GOOD + "  image: python:3.12\n")
+    result = validate(str(path))
+    assert result.exit_code == 1
+    first, summary = result.stdout.splitlines()
+    assert first.startswith(f"{path}:7:3: error: document 1 ((not parsed)): (document): ")
+    assert (
+        summary == "0 GlobalEnvironment(s) checked, 1 invalid, 0 warning(s); 1 file(s) not parsed"
     )
+
+
+@pytest.mark.parametrize(
+    "content", ["", CONFIG_MAP, "# only a comment\n"], ids=["empty", "other-kind", "comment"]
+)
+def test_files_without_a_global_environment_pass(tmp_path: Path, content: str) -> None:
+    # A pre-commit hook hands every changed YAML file over: a ConfigMap is not a mistake.
+    result = validate("-o", "json", str(write(tmp_path, "input.yaml", content)))
+    assert result.exit_code == 0
+    assert as_json(result)["checked"] == 0
+
+
+def test_a_misspelt_kind_in_renkus_group_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "typo.yaml", GOOD.replace("GlobalEnvironment", "GlobalEnviroment"))
+    result = validate("-o", "json", str(path))
+    assert result.exit_code == 1
+    (finding,) = as_json(result)["findings"]
+    assert (finding["field"], finding["line"]) == ("kind", 2)
+    assert "did you mean 'GlobalEnvironment'?" in finding["message"]
+
+
+def test_missing_paths_exit_2_after_the_others_were_checked(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yaml"
-    result = validate(str(missing))
-    assert (result.exit_code, result.stderr) == (
-        2,
-        f"error: {missing}: no such file or directory\n",
-    )
+    bad = write(tmp_path, "bad.yaml", BAD)
+    result = validate(str(missing), str(bad))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {missing}: no such file or directory\n"
+    assert "spec.port" in result.stdout
+    report = as_json(validate("-o", "json", str(missing)))
+    assert report["errors"] == [f"{missing}: no such file or directory"]
+    assert report["checked"] == 0
 
 
 def test_usage_errors_exit_2() -> None:
@@ -207,13 +245,42 @@ def test_a_directory_with_helm_templates_is_validated_around_them(tmp_path: Path
 
     assert result.exit_code == 0, result.output
     assert "1 GlobalEnvironment(s) checked" in result.output
-    assert "cm.yaml: skipped" in result.output
+    assert "cm.yaml: skipped: template expression ({{ ... }}) on line 3" in result.stderr
 
 
-def test_unparsable_yaml_that_claims_a_global_environment_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "env.yaml").write_text("kind: GlobalEnvironment\n  spec: [\n")
+def test_unparsable_yaml_in_a_directory_is_a_finding_and_the_rest_is_still_checked(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "broken.yaml").write_text("kind: GlobalEnvironment\n  spec: [\n")
+    write(tmp_path, "bad.yaml", BAD)
 
-    result = validate(str(tmp_path))
+    report = as_json(validate("-o", "json", str(tmp_path)))
 
-    assert result.exit_code == 2
-    assert "not valid YAML" in result.output
+    assert report["checked"] == 1
+    assert {(Path(f["source"]).name, f["object"]) for f in report["findings"]} == {
+        ("broken.yaml", "(not parsed)"),
+        ("bad.yaml", "GlobalEnvironment team-a/bad"),
+    }
+
+
+def test_a_crash_on_one_document_is_a_finding_and_the_report_stays_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from renku_env_operator.cli import validate as validate_module
+    from renku_env_operator.domain.validation import validate_manifest as real
+
+    def flaky(document: Any) -> Any:
+        if document["metadata"]["name"] == "bad":
+            raise KeyError("surprise")
+        return real(document)
+
+    monkeypatch.setattr(validate_module, "validate_manifest", flaky)
+    write(tmp_path, "a.yaml", BAD)
+    write(tmp_path, "b.yaml", GOOD.replace("image: ", "port: 0\n  image: "))
+    result = validate("-o", "json", str(tmp_path))
+    assert result.exit_code == 1
+    report = as_json(result)
+    assert report["checked"] == 2
+    messages = {f["message"] for f in report["findings"]}
+    assert "could not be checked (KeyError: 'surprise'): please report this" in messages
+    assert any(m.startswith("0 is not a TCP port") for m in messages)

@@ -19,7 +19,7 @@ from renku_env_operator.cli import main
 from tests.corpus.cases import INVALID_DIR, ROOT, VALID_DIR, Case, invalid_cases, valid_files
 
 INVALID = invalid_cases()
-FINDING_KEYS = {"source", "document", "object", "field", "line", "severity", "message"}
+FINDING_KEYS = {"source", "document", "object", "field", "line", "column", "severity", "message"}
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -90,12 +90,13 @@ def test_the_installed_console_script_judges_the_whole_corpus() -> None:
 def test_json_report_structure() -> None:
     code, report = run_json(INVALID_DIR / "several-mistakes.yaml", VALID_DIR / "warning-only.yaml")
     assert code == 1
-    assert set(report) == {"checked", "invalid", "findings", "skipped"}
-    assert report["skipped"] == []
+    assert set(report) == {"files", "checked", "invalid", "findings", "skipped", "errors"}
+    assert (report["files"], report["skipped"], report["errors"]) == (2, [], [])
     assert (report["checked"], report["invalid"]) == (2, 1)
     for finding in report["findings"]:
         assert set(finding) == FINDING_KEYS
         assert isinstance(finding["line"], int)
+        assert isinstance(finding["column"], int)
         assert finding["document"] == 1
     assert [(f["severity"], f["field"]) for f in report["findings"]] == [
         ("error", "spec.port"),
@@ -139,7 +140,7 @@ def test_text_output_names_file_line_object_field_and_message() -> None:
     assert code == 1
     first, summary = output.splitlines()
     assert first == (
-        f"{path}:{_line_of(path, 'port:')}: error: document 1 (GlobalEnvironment "
+        f"{path}:{_line_of(path, 'port:')}:3: error: document 1 (GlobalEnvironment "
         "renku/python-basic): spec.port: must be an integer, got string '8888': remove the quotes"
     )
     assert summary == "1 GlobalEnvironment(s) checked, 1 invalid, 0 warning(s)"

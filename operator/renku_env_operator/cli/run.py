@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..config import SettingsError, load_settings
-
 
 @click.command("run")
 @click.option(
@@ -33,10 +31,16 @@ from ..config import SettingsError, load_settings
 @click.option("--peering", help="kopf peering name for HA mode.")
 def run_command(namespaces: tuple[str, ...], **flags: object) -> None:
     """Run the operator. Every flag also has an environment variable RENKU_ENV_OPERATOR_<NAME>."""
-    from ..runner import run_operator  # kopf is imported only when running
+    # Imported here: `validate` must not pay for pydantic-settings, kopf and kubernetes.
+    from ..config import SettingsError, load_settings
+    from ..runner import StartupError, run_operator
 
     try:
         settings = load_settings(namespaces=list(namespaces) or None, **flags)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
-    run_operator(settings)
+    try:
+        run_operator(settings)
+    except StartupError as exc:
+        click.echo(f"error: cannot start: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -267,6 +267,55 @@ class KubeClient:
                 architectures.add(str(arch))
         return architectures
 
+    async def list_one_custom_object(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        *,
+        request_timeout: float,
+    ) -> None:
+        """List at most one object of a custom resource: KubeNotFoundError when the CRD is not
+        installed, KubeForbiddenError without permission, KubeError when unreachable."""
+        api = client.CustomObjectsApi(self._api)
+
+        def call() -> None:
+            if namespace is None:
+                api.list_cluster_custom_object(
+                    group, version, plural, limit=1, _request_timeout=request_timeout
+                )
+            else:
+                api.list_namespaced_custom_object(
+                    group, version, namespace, plural, limit=1, _request_timeout=request_timeout
+                )
+
+        await self._run(call)
+
+    async def may(self, verb: str, group: str, plural: str, namespace: str | None) -> bool | None:
+        """Whether this client may `verb` the resource (a SelfSubjectAccessReview, which every
+        authenticated user may create); None when the server cannot tell."""
+        api = client.AuthorizationV1Api(self._api)
+        attributes = {"verb": verb, "group": group, "resource": plural}
+        if namespace is not None:
+            attributes["namespace"] = namespace
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        try:
+            review = await self._call(api.create_self_subject_access_review, body)
+        except Exception:  # no answer, or one the client cannot read: cannot tell, go on
+            return None
+        allowed = (review.get("status") or {}).get("allowed")
+        return allowed if isinstance(allowed, bool) else None
+
+    @property
+    def server(self) -> str:
+        """The API server's address, for messages."""
+        return str(self._api.configuration.host)
+
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Run a generated client method; its model comes back as a plain dict."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -148,23 +148,196 @@ def _explain(err: ErrorDetails, loc: tuple[str | int, ...]) -> str:
     if kind == "missing":
         return "is required: add it"
     if kind == "value_error":
-        return msg.removeprefix("Value error, ")
+        return _value_error(loc, msg.removeprefix("Value error, "), err["input"])
+    if kind in _LIMIT_TYPES:
+        explained = _limit(loc, kind, err["input"])
+        if explained:
+            return explained
     if kind == "literal_error":
         return f"{msg} (values are case-sensitive)"
     if kind in _EXPECTED:
         return _wrong_type(_EXPECTED[kind], err["input"])
     if kind == "string_pattern_mismatch" and loc[-1] == "renkuId":
         return (
-            "must be a Renku environment id: 26 upper-case characters (a ULID) from the admin panel"
+            "must be a Renku environment id: 26 upper-case characters (a ULID), the only ids "
+            "Renku knows; copy it from the admin panel or from `renku-env-operator export`"
         )
     if kind == "string_pattern_mismatch" and loc == ("metadata", "name"):
         return (
-            "must be a lower-case DNS name: letters a-z, digits, '-' and '.', starting and "
-            "ending with a letter or digit (the display name goes in spec.name)"
+            "must be a lower-case DNS name, the only names Kubernetes accepts: letters a-z, "
+            "digits, '-' and '.', starting and ending with a letter or digit (the display name "
+            "goes in spec.name)"
         )
     if kind == "too_short" and loc[-1] in {"command", "args"}:
         return f"{msg}: leave {loc[-1]} out to keep the image's own"
     return msg
+
+
+_LIMIT_TYPES = {
+    "greater_than_equal",
+    "less_than_equal",
+    "string_too_short",
+    "string_too_long",
+    "too_short",
+    "too_long",
+}
+_USE_UID = "use the image's non-root user id (1-65535, usually 1000)"
+_USE_GID = "use the image's group id (1-65535, usually 1000; it owns the session volume)"
+_USE_PORT = "use the port your server listens on (1-65399)"
+
+
+def _uid(low: bool, value: Any, size: int) -> str:
+    if value == 0:
+        return f"Renku refuses root (uid 0); {_USE_UID}"
+    if low:
+        return f"{value} is not a user id: ids are positive and Renku refuses root; {_USE_UID}"
+    return f"{value} is above 65535, the highest user id Renku accepts; {_USE_UID}"
+
+
+def _gid(low: bool, value: Any, size: int) -> str:
+    if value == 0:
+        return f"Renku refuses the root group (gid 0); {_USE_GID}"
+    if low:
+        return f"{value} is not a group id: ids are positive; {_USE_GID}"
+    return f"{value} is above 65535, the highest group id Renku accepts; {_USE_GID}"
+
+
+def _port(low: bool, value: Any, size: int) -> str:
+    if low:
+        return f"{value} is not a TCP port a server can listen on; {_USE_PORT}, Renku's default is 8080"
+    if isinstance(value, int) and value <= 65535:
+        return f"ports from 65400 up belong to Renku's own proxies; {_USE_PORT}"
+    return f"{value} is not a TCP port (the highest is 65535); {_USE_PORT}"
+
+
+def _name(low: bool, value: Any, size: int) -> str:
+    if low:
+        return "must not be empty: Renku shows it to users; write a display name, or leave spec.name out to use metadata.name"
+    return f"is {size} characters, Renku's limit for an environment name is 99: shorten it (it need not match metadata.name)"
+
+
+def _image(low: bool, value: Any, size: int) -> str:
+    if low:
+        return "is too short to be an image reference (Renku needs at least 3 characters): write one like ghcr.io/org/image:1.2.3"
+    return f"is {size} characters, Renku's limit for an image reference is 500: use a shorter registry path or tag"
+
+
+def _directory(field: str) -> Callable[[bool, Any, int], str]:
+    def explain(low: bool, value: Any, size: int) -> str:
+        if low:
+            return f"must not be empty: Renku needs an absolute path such as /home/renku/work; leave {field} out to use the default"
+        return f"is {size} characters, longer than Linux allows for a path (4096): shorten it"
+
+    return explain
+
+
+def _arg_list(field: str) -> Callable[[bool, Any, int], str]:
+    def explain(low: bool, value: Any, size: int) -> str:
+        if low:
+            return f"an empty list is refused by Renku: list at least one item, or leave {field} out to keep the image's own"
+        return f"has {size} items, at most 64: put a long command line into a script in the image"
+
+    return explain
+
+
+def _update_range(low: bool, value: Any, size: int) -> str:
+    if low:
+        return "must not be empty: write an npm range such as ^2.10, or leave updateRange out (same major version)"
+    return f"is {size} characters, at most 100: write a shorter npm range such as ^2.10"
+
+
+def _timeout(low: bool, value: Any, size: int) -> str:
+    if low:
+        return f"{value} seconds is too short to pull an image and start a server: use 30-3600 (default 300)"
+    return f"{value} seconds is more than an hour, and a smoke pod holds a test slot that long: use 30-3600 (default 300)"
+
+
+def _stable(low: bool, value: Any, size: int) -> str:
+    if low:
+        return f"{value} is negative: it is how long the pod must stay ready with no restart; use 0-600 (default 20)"
+    return f"{value} seconds keeps a test slot busy too long: use 0-600 (default 20)"
+
+
+def _interval(low: bool, value: Any, size: int) -> str:
+    if low:
+        return f"re-testing every {value} minutes only loads the cluster: use 10-10080 (a week), or leave intervalMinutes out to test on changes only"
+    return f"{value} minutes is more than a week: use 10-10080, or leave intervalMinutes out to test on changes only"
+
+
+def _metadata_name(low: bool, value: Any, size: int) -> str:
+    if low:
+        return "must not be empty: Kubernetes needs a name (lower-case letters, digits, '-')"
+    return f"is {size} characters; Kubernetes names are at most 253: shorten it (the display name goes in spec.name)"
+
+
+def _namespace(low: bool, value: Any, size: int) -> str:
+    if low:
+        return "must not be empty: write the namespace, or leave it out to use kubectl's"
+    return f"is {size} characters; Kubernetes namespaces are at most 63: check the name"
+
+
+def _description(low: bool, value: Any, size: int) -> str:
+    return f"is {size} characters, Renku's limit for a description is 500: shorten it (link to longer documentation)"
+
+
+def _default_url(low: bool, value: Any, size: int) -> str:
+    return f"is {size} characters, Renku's limit for defaultUrl is 200: shorten the path"
+
+
+def _arg_item(low: bool, value: Any, size: int) -> str:
+    return f"is {size} characters, at most 4096 per item: put long text into a file in the image"
+
+
+# Per field (the last key of its path): why its range or length limit exists, what to write.
+_LIMITS: dict[str, Callable[[bool, Any, int], str]] = {
+    "uid": _uid,
+    "gid": _gid,
+    "port": _port,
+    "name": _name,
+    "description": _description,
+    "image": _image,
+    "defaultUrl": _default_url,
+    "workingDirectory": _directory("workingDirectory"),
+    "mountDirectory": _directory("mountDirectory"),
+    "command": _arg_list("command"),
+    "args": _arg_list("args"),
+    "updateRange": _update_range,
+    "timeoutSeconds": _timeout,
+    "stableSeconds": _stable,
+    "intervalMinutes": _interval,
+}
+
+
+def _limit(loc: tuple[str | int, ...], kind: str, value: Any) -> str | None:
+    """Why a number or a length is out of range, and what to write instead."""
+    low = kind in {"greater_than_equal", "string_too_short", "too_short"}
+    size = len(value) if isinstance(value, (str, list)) else 0
+    if loc == ("metadata", "name"):
+        return _metadata_name(low, value, size)
+    if loc == ("metadata", "namespace"):
+        return _namespace(low, value, size)
+    if len(loc) > 1 and isinstance(loc[-1], int) and loc[-2] in {"command", "args"}:
+        return _arg_item(low, value, size)
+    explain = _LIMITS.get(str(loc[-1])) if loc else None
+    return explain(low, value, size) if explain else None
+
+
+# Why the rules in api/rules.py exist, added to their (short, CRD-side) message.
+_VALUE_WHY = {
+    rules.ABSOLUTE_PATH.message: "Renku refuses relative paths, as they would depend on the image's WORKDIR",
+    rules.NO_WHITESPACE_PATH.message: "a pasted or trailing space names another directory; remove it",
+    rules.IMAGE_LOWERCASE_REPOSITORY.message: "registries refuse upper-case repository names; write it in lower case (only the registry host may have capitals)",
+    rules.NON_EMPTY_ITEMS.message: "an empty item reaches the program as an empty argument ''; remove it",
+}
+
+
+def _value_error(loc: tuple[str | int, ...], message: str, value: Any) -> str:
+    if loc[-1:] == ("image",) and isinstance(value, str):
+        detail = images.image_reference_problem(value)
+        if detail:
+            return detail
+    why = _VALUE_WHY.get(message)
+    return f"{message}: {why}" if why else message
 
 
 def _yaml_type(value: Any) -> str:
@@ -191,6 +364,8 @@ def _wrong_type(expected: str, value: Any) -> str:
         text += f" {value!r}"
     elif got == "boolean":
         text += f" {str(value).lower()}"
+    if got == "number" and expected == _EXPECTED["int_type"]:
+        return f"{text}: write a whole number, without a decimal point"
     if got == "string" and expected in {_EXPECTED["int_type"], _EXPECTED["bool_type"]}:
         return f"{text}: remove the quotes"
     if expected == _EXPECTED["string_type"]:

@@ -13,7 +13,7 @@ from .. import metrics
 from ..api import crd
 from ..clients.claims import ClaimError, ClaimsClient
 from ..clients.globalenvironments import GlobalEnvironmentStatusWriter
-from ..clients.kube import KubeClient, KubeError
+from ..clients.kube import KubeClient, KubeError, KubeForbiddenError, KubeNotFoundError
 from ..clients.registry import RegistryClient
 from ..clients.renku import RenkuClient
 from ..clients.renku_auth import Credentials, StaticToken, auth_for, credentials_from_secret_data
@@ -78,6 +78,17 @@ async def load_credentials(config: Settings, kube: KubeClient) -> Credentials:
     try:
         data = await kube.get_secret_data(namespace, name)
         return credentials_from_secret_data(data)
+    except KubeNotFoundError:
+        raise SettingsError(
+            f"the Renku credentials Secret {namespace}/{name} does not exist: create it (key "
+            "'token', or 'clientId', 'clientSecret' and 'tokenUrl') or point "
+            "RENKU_ENV_OPERATOR_RENKU_CREDENTIALS_SECRET at the right one"
+        ) from None
+    except KubeForbiddenError as exc:
+        raise SettingsError(
+            f"no permission to read the Renku credentials Secret {namespace}/{name} ({exc}): "
+            "grant the operator's ServiceAccount 'get' on it (the Helm chart's Role does)"
+        ) from None
     except (KubeError, ValueError) as exc:
         raise SettingsError(f"Renku credentials Secret {namespace}/{name}: {exc}") from None
 

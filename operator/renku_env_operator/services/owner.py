@@ -181,15 +181,6 @@ class Owners:
         backoff = self.settings.retry_backoff_seconds
         return (backoff * 4 if blocked else backoff), message
 
-    async def write_fields(self, ref: ObjectRef, fields: dict[str, Any]) -> None:
-        """Write some status fields now, in the middle of a pass (the create attempt, before
-        Renku's POST): through the same path, so the owner knows the server's state after it."""
-        state = self.objects.get(ref.uid)
-        old = self._known(state, state.view or {})
-        new = {key: value for key, value in {**old, **fields}.items() if value is not None}
-        version = await self._status.patch_status(ref.namespace, ref.name, dict(fields))
-        state.status, state.status_rv = new, version
-
     # -- one pass ----------------------------------------------------------------------------
 
     async def _pass(self, state: ObjectState, body: Mapping[str, Any]) -> float:

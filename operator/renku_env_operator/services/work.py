@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from ..api.status import Condition, ConditionStatus, GlobalEnvironmentStatus
 from ..domain import conditions as cond
@@ -52,13 +51,8 @@ class Work:
     status: GlobalEnvironmentStatus
     conditions: list[Condition]
     events: list[Event] = field(default_factory=list)
-    written: dict[str, Any] = field(default_factory=dict)
     memo: ObjectState = field(default_factory=lambda: ObjectState(""))
     """The object's record: clocks and caches the gates and the publisher keep between passes."""
-
-    def note_written(self, status: Mapping[str, Any]) -> None:
-        """Status keys the step wrote on the way (the owner's writer already knows them)."""
-        self.written.update(status)
 
     def condition(
         self,
