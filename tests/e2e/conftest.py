@@ -34,6 +34,7 @@ from tests.e2e.renku_api import RenkuApi
 from tests.e2e.watching import wait_for, wait_for_async
 
 HERE = Path(__file__).parent
+HELM_MANAGED = "app.kubernetes.io/managed-by"
 MIN_VERSION = (1, 28)  # the chart's kubeVersion; the CRD's CEL rules use `reason` (1.28)
 OPTIONS = pytest.StashKey[E2EOptions]()
 
@@ -95,7 +96,7 @@ def crd(cluster: Cluster) -> Iterator[CrdInstall]:
     try:
         for name in (CRD_NAME, CLAIM_CRD_NAME):
             wait_for(cluster, CRD, None, name, established, timeout=60, what="Established")
-        yield CrdInstall(preexisting)
+        yield CrdInstall(preexisting, claims_preexisting)
     finally:
         if not preexisting:
             cluster.delete(CRD, None, CRD_NAME)
@@ -123,6 +124,12 @@ def namespace(
                     GENV, name, obj["metadata"]["name"], {"metadata": {"finalizers": None}}
                 )
         cluster.delete(NAMESPACE, None, name)
+        # The chart's default smoke namespace of releases installed in it ("<namespace>-smoke"),
+        # should a failed test have left one behind.
+        smoke = f"{name}-smoke"
+        found = cluster.get(NAMESPACE, None, smoke)
+        if found and found["metadata"].get("labels", {}).get(HELM_MANAGED) == "Helm":
+            cluster.delete(NAMESPACE, None, smoke)
 
 
 @pytest.fixture

@@ -24,7 +24,9 @@ class CrdInstall:
     """The CRD as this run found it."""
 
     preexisting: bool
-    """It existed before the run (then it is left in place at the end)."""
+    """The GlobalEnvironment CRD existed before the run (then it is left in place at the end)."""
+    claims_preexisting: bool = False
+    """The same for the GlobalEnvironmentClaim CRD (the operator's ownership records)."""
 
 
 def established(obj: Obj | None) -> bool:

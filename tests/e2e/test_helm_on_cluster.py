@@ -11,15 +11,28 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.cluster import CRD, DEPLOYMENT, GENV, POD, SECRET, Cluster, Obj
-from tests.e2e.genv import CRD_NAME, CrdInstall, condition, established, gone, has_conditions
+from tests.e2e.cluster import CRD, DEPLOYMENT, GENV, NAMESPACE, POD, SECRET, Cluster, Obj
+from tests.e2e.genv import (
+    CLAIM_CRD_NAME,
+    CRD_NAME,
+    CrdInstall,
+    condition,
+    established,
+    gone,
+    has_conditions,
+)
 from tests.e2e.helm import PEERING_CRDS, RELEASE_LABEL, Helm, chart_values, image_values
 from tests.e2e.options import ROOT, E2EOptions
 from tests.e2e.watching import wait_for_async, watch_until_async
 
 SECRET_NAME = "e2e-renku-credentials"
-CLUSTER_KINDS = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+CLUSTER_KINDS = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Namespace"}
 EXPECTED_KINDS = {"Deployment", "ServiceAccount", "Role", "RoleBinding", "Service"}
+# The smoke namespace the chart creates by default, and its fences.
+SMOKE_KINDS = {"Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange"}
+CLAIM = ("renku.io/v1alpha1", "GlobalEnvironmentClaim")
+ERA_CLAIM = "ownership-era"  # api/claim.py: created at the operator's first start
+ACCESS_REVIEW = ("authorization.k8s.io/v1", "SubjectAccessReview")
 WAIT = 180.0
 
 
@@ -83,9 +96,12 @@ async def test_release_objects_are_accepted_and_uninstalled(
     release = "e2e-objects"
     with helm.installed(release, chart_values(namespace, credentials)):
         manifest = helm.manifest(release)
-        assert {obj["kind"] for obj in manifest} >= EXPECTED_KINDS
+        assert {obj["kind"] for obj in manifest} >= EXPECTED_KINDS | SMOKE_KINDS
         assert "CustomResourceDefinition" not in {obj["kind"] for obj in manifest}
         assert_installed(cluster, manifest, namespace, release)
+        smoke = f"{namespace}-smoke"
+        assert cluster.get(NAMESPACE, None, smoke) is not None
+        assert_rights(cluster, namespace, smoke, f"{release}-renku-env-operator")
 
         helm.uninstall(release)
         await assert_removed(cluster, manifest, namespace, keep=set())
@@ -97,8 +113,8 @@ async def test_release_objects_are_accepted_and_uninstalled(
 async def test_the_chart_installs_the_crds_and_keeps_them_on_uninstall(
     cluster: Cluster, namespace: str, helm: Helm, credentials: str, crd: CrdInstall
 ) -> None:
-    if crd.preexisting:
-        pytest.skip("the CRD existed before this run: the chart may not take it over")
+    if crd.preexisting or crd.claims_preexisting:
+        pytest.skip("the CRDs existed before this run: the chart may not take them over")
     release = "e2e-crd"
     # Helm adopts an existing object that names the release (this run applied the CRD).
     adopt = {
@@ -108,7 +124,8 @@ async def test_the_chart_installs_the_crds_and_keeps_them_on_uninstall(
             "meta.helm.sh/release-namespace": namespace,
         },
     }
-    cluster.patch(CRD, None, CRD_NAME, {"metadata": adopt})
+    for name in (CRD_NAME, CLAIM_CRD_NAME):
+        cluster.patch(CRD, None, name, {"metadata": adopt})
     # kopf's peering CRDs (crds/) too, unless another kopf operator installed them: Helm never
     # deletes them, so this test does, and must not remove someone else's.
     peering = not any(cluster.get(CRD, None, name) for name in PEERING_CRDS)
@@ -116,20 +133,23 @@ async def test_the_chart_installs_the_crds_and_keeps_them_on_uninstall(
     try:
         with helm.installed(release, values, skip_crds=not peering):
             manifest = helm.manifest(release)
-            assert CRD_NAME in {o["metadata"]["name"] for o in manifest if o["kind"] == CRD[1]}
+            crds = {o["metadata"]["name"] for o in manifest if o["kind"] == CRD[1]}
+            assert {CRD_NAME, CLAIM_CRD_NAME} <= crds
             assert_installed(cluster, manifest, namespace, release)
-            served = cluster.get(CRD, None, CRD_NAME)
-            assert served is not None
-            assert served["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+            for name in (CRD_NAME, CLAIM_CRD_NAME):
+                served = cluster.get(CRD, None, name)
+                assert served is not None
+                assert served["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
             for name in PEERING_CRDS if peering else ():
                 await wait_for_async(
                     cluster, CRD, None, name, established, timeout=WAIT, what="installed from crds/"
                 )
 
             helm.uninstall(release)
-            await assert_removed(cluster, manifest, namespace, keep={CRD_NAME})
+            await assert_removed(cluster, manifest, namespace, keep={CRD_NAME, CLAIM_CRD_NAME})
             await wait_no_pods(cluster, namespace, release)
-        assert established(cluster.get(CRD, None, CRD_NAME)), "the CRD must survive uninstall"
+        for name in (CRD_NAME, CLAIM_CRD_NAME):
+            assert established(cluster.get(CRD, None, name)), f"{name} must survive uninstall"
     finally:
         for name in PEERING_CRDS if peering else ():
             cluster.delete(CRD, None, name)
@@ -156,12 +176,64 @@ async def test_the_operator_runs_in_the_cluster(
         [pod] = cluster.list(POD, namespace, label_selector=f"{RELEASE_LABEL}={release}")
         pod_name = pod["metadata"]["name"]
         cluster.proxy_get(namespace, pod_name, 8080, "/healthz")  # kopf's liveness endpoint
+        # It started, so it could read or create its ownership records with its own rights.
+        assert cluster.get(CLAIM, namespace, ERA_CLAIM) is not None
         await check_an_example_gets_conditions(cluster, namespace)
         current = cluster.get(POD, namespace, pod_name) or {}
         restarts = [s["restartCount"] for s in current["status"]["containerStatuses"]]
         assert restarts == [0], current["status"]
         helm.uninstall(release)
         await wait_no_pods(cluster, namespace, release)
+
+
+def can(
+    cluster: Cluster, user: str, verb: str, resource: str, namespace: str, group: str = ""
+) -> bool:
+    """Whether the API server's own authorizer lets ServiceAccount `user`
+    (system:serviceaccount:<namespace>:<name>) do this (a SubjectAccessReview)."""
+    sa_namespace = user.split(":")[2]
+    name, _, subresource = resource.partition("/")
+    review = cluster.create(
+        {
+            "apiVersion": ACCESS_REVIEW[0],
+            "kind": ACCESS_REVIEW[1],
+            "spec": {
+                "user": user,
+                # A ServiceAccount's groups: rights given to them count too.
+                "groups": [
+                    "system:serviceaccounts",
+                    f"system:serviceaccounts:{sa_namespace}",
+                    "system:authenticated",
+                ],
+                "resourceAttributes": {
+                    "verb": verb,
+                    "group": group,
+                    "resource": name,
+                    "subresource": subresource,
+                    "namespace": namespace,
+                },
+            },
+        }
+    )
+    return bool(review["status"].get("allowed"))
+
+
+def assert_rights(cluster: Cluster, namespace: str, smoke: str, service_account: str) -> None:
+    """The operator's ServiceAccount may do what the chart says, where it says, and no more."""
+    user = f"system:serviceaccount:{namespace}:{service_account}"
+    claims = "globalenvironmentclaims"
+    for verb in ("get", "list", "create", "patch", "delete"):
+        assert can(cluster, user, verb, claims, namespace, "renku.io"), verb
+        assert not can(cluster, user, verb, claims, smoke, "renku.io"), verb
+    assert not can(cluster, user, "update", claims, namespace, "renku.io")
+    assert can(cluster, user, "patch", "globalenvironments/status", namespace, "renku.io")
+    assert not can(cluster, user, "delete", "globalenvironments", namespace, "renku.io")
+    for verb in ("create", "delete", "watch"):
+        assert can(cluster, user, verb, "pods", smoke), verb
+        assert not can(cluster, user, verb, "pods", namespace), verb
+    assert can(cluster, user, "get", "pods/proxy", smoke)
+    assert not can(cluster, user, "get", "pods/proxy", namespace)
+    assert not can(cluster, user, "list", "secrets", namespace)
 
 
 async def check_an_example_gets_conditions(cluster: Cluster, namespace: str) -> None:

@@ -330,6 +330,54 @@ def test_default_permissions_are_the_release_namespace_only() -> None:
     assert not allowed("default", "list", "namespaces")
 
 
+CLAIM_VERBS = ("get", "list", "create", "patch", "delete")
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_claims_are_written_in_the_release_namespace_only(name: str) -> None:
+    # The ownership records: in the operator's own namespace, in every mode (cluster-wide too).
+    claims = "globalenvironmentclaims"
+    for verb in CLAIM_VERBS:
+        assert allowed(name, verb, claims, "renku.io", NAMESPACE), verb
+        for elsewhere in (SMOKE, "team-a", "sandbox", "elsewhere", None):
+            assert not allowed(name, verb, claims, "renku.io", elsewhere), (verb, elsewhere)
+    # Nothing it does not use: no watch, no update (patches carry a resourceVersion).
+    for verb in ("watch", "update", "deletecollection"):
+        assert not allowed(name, verb, claims, "renku.io", NAMESPACE), verb
+    assert not allowed(name, "patch", f"{claims}/status", "renku.io", NAMESPACE)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_nothing_in_the_chart_lets_anyone_else_write_claims(name: str) -> None:
+    docs = render(name)
+    # grants() asserts that every binding's only subject is the operator's ServiceAccount.
+    assert grants(docs)
+    for role in of_kind(docs, "Role") + of_kind(docs, "ClusterRole"):
+        labels = role["metadata"].get("labels", {})
+        # No aggregation into admin/edit/view (it would hand these rules to namespace users).
+        assert "aggregationRule" not in role, role["metadata"]["name"]
+        assert not [k for k in labels if "aggregate-to" in k], role["metadata"]["name"]
+        for rule in role["rules"]:
+            if any(r.startswith("globalenvironmentclaims") for r in rule["resources"]):
+                assert role["kind"] == "Role", role["metadata"]["name"]
+                assert role["metadata"]["name"] == f"{FULLNAME}-claims"
+                assert role["metadata"]["namespace"] == NAMESPACE
+
+
+def test_rbac_create_false_renders_no_rbac() -> None:
+    result = helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        values={"rbac": {"create": False}},
+    )
+    assert result.returncode == 0, result.stderr
+    kinds = {d["kind"] for d in yaml.safe_load_all(result.stdout) if d}
+    assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+
+
 def test_the_credentials_secret_and_nothing_else() -> None:
     assert allowed("existing-secret", "get", "secrets", "", NAMESPACE, "renku-admin")
     assert not allowed("existing-secret", "get", "secrets", "", NAMESPACE, "other")
@@ -525,9 +573,11 @@ def test_priority_class_only_when_given() -> None:
     assert "priorityClassName" not in deployment("default")["spec"]["template"]["spec"]
 
 
-# Settings other branches add to the operator (helper-common.md's agreed names). The chart sets
-# each only when its value is set, so the default install runs on an operator without them.
-NEWER_SETTINGS = {
+# Settings the chart sets only when their value is: an empty value leaves the operator's own
+# default (config.py), so no default lives in two places and the default install stays minimal.
+# TRUSTED_NAMESPACES in particular defaults to the operator's own namespace, which the operator
+# knows from POD_NAMESPACE: rendering it would only repeat that.
+OPTIONAL_SETTINGS = {
     "trusted_namespaces",
     "registry_internal_allowlist",
     "registry_check_deadline_seconds",
@@ -538,7 +588,25 @@ NEWER_SETTINGS = {
 }
 
 
-def test_newer_settings_are_set_only_when_their_value_is() -> None:
+def load_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The operator's Settings from the Deployment's environment, as the pod would load them."""
+    env = container_env(name)
+    for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("POD_NAMESPACE", NAMESPACE)
+    for key, entry in env.items():
+        if key.startswith(ENV_PREFIX):
+            monkeypatch.setenv(key, entry["value"])
+    return Settings()
+
+
+def test_optional_settings_are_real_settings() -> None:
+    assert set(Settings.model_fields) >= OPTIONAL_SETTINGS
+
+
+def test_optional_settings_are_set_only_when_their_value_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     env = container_env("hardened")
     values = {k.removeprefix(ENV_PREFIX): v.get("value") for k, v in env.items()}
     assert values["TRUSTED_NAMESPACES"] == "renku,platform"
@@ -548,32 +616,37 @@ def test_newer_settings_are_set_only_when_their_value_is() -> None:
     assert values["SMOKE_EPHEMERAL_STORAGE_REQUEST"] == "200Mi"
     assert values["SMOKE_EPHEMERAL_STORAGE_LIMIT"] == "2Gi"
     assert values["RENKU_IMAGE_CHECK"] == "Error"
+    hardened = load_settings("hardened", monkeypatch)
+    assert hardened.trusted_namespaces == ["renku", "platform"]
+    assert hardened.registry_internal_allowlist == ["mirror.internal:5000", "10.1.0.0/16"]
+    assert hardened.registry_check_deadline_seconds == 30
+    assert hardened.cluster_cidrs == ["10.96.0.0/12", "10.244.0.0/16", "fd00:10::/56"]
+    assert hardened.smoke_ephemeral_storage_request == "200Mi"
+    assert hardened.smoke_ephemeral_storage_limit == "2Gi"
+    assert hardened.renku_image_check == "Error"
     assert container_env("default-with-cluster-cidrs")[f"{ENV_PREFIX}CLUSTER_CIDRS"]["value"]
     for name in VALUE_SETS:
         if name not in {"hardened", "default-with-cluster-cidrs"}:
             present = {n.removeprefix(ENV_PREFIX).lower() for n in container_env(name)}
-            assert not present & NEWER_SETTINGS, (name, present & NEWER_SETTINGS)
+            assert not present & OPTIONAL_SETTINGS, (name, present & OPTIONAL_SETTINGS)
+    # Unset, the operator's defaults apply: only its own namespace is trusted.
+    default = load_settings("default", monkeypatch)
+    for field in OPTIONAL_SETTINGS:
+        expected = Settings.model_fields[field].get_default(call_default_factory=True)
+        assert getattr(default, field) == expected, field
+    assert default.trusted_namespaces == []
+    assert default.is_trusted(NAMESPACE)
+    assert not default.is_trusted("team-a")
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_every_variable_is_a_setting_and_loads(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     env = container_env(name)
     names = {n.removeprefix(ENV_PREFIX).lower() for n in env if n.startswith(ENV_PREFIX)}
-    known = set(Settings.model_fields)
-    # Until the branches that add them are merged, those settings cannot be loaded here.
-    pending = NEWER_SETTINGS - known
-    assert names <= known | pending, names - known - pending
-    for key in [n for n in env if n.removeprefix(ENV_PREFIX).lower() in pending]:
-        del env[key]
+    assert names <= set(Settings.model_fields), names - set(Settings.model_fields)
     assert set(env) - {f"{ENV_PREFIX}{n.upper()}" for n in names} == {"POD_NAMESPACE", "POD_ID"}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-    for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("POD_NAMESPACE", NAMESPACE)
-    for key, entry in env.items():
-        if key.startswith(ENV_PREFIX):
-            monkeypatch.setenv(key, entry["value"])
-    settings = Settings()
+    settings = load_settings(name, monkeypatch)
     assert settings.operator_namespace == NAMESPACE
     if name == "custom-smoke":
         assert settings.smoke_pod_namespace == "sandbox"
@@ -675,29 +748,42 @@ def test_schema_closes_every_object() -> None:
     walk(schema, "")
 
 
-def test_the_charts_crd_is_the_repositorys() -> None:
-    chart_copy = CHART / "files" / "globalenvironments.renku.io.yaml"
-    source = ROOT / "crds" / "globalenvironments.renku.io.yaml"
-    assert chart_copy.read_bytes() == source.read_bytes(), f"cp {source} {chart_copy}"
+OPERATOR_CRDS = ("globalenvironments.renku.io", "globalenvironmentclaims.renku.io")
+
+
+@pytest.mark.parametrize("crd_name", OPERATOR_CRDS)
+def test_the_charts_crds_are_the_repositorys(crd_name: str) -> None:
+    chart_copy = CHART / "files" / f"{crd_name}.yaml"
+    source = ROOT / "crds" / f"{crd_name}.yaml"
+    assert chart_copy.read_bytes() == source.read_bytes(), f"make crds (cp {source} {chart_copy})"
     (rendered,) = [
         c
         for c in of_kind(render("default"), "CustomResourceDefinition")
-        if c["metadata"]["name"] == "globalenvironments.renku.io"
+        if c["metadata"]["name"] == crd_name
     ]
     annotations = rendered["metadata"].pop("annotations")
     rendered["metadata"].pop("labels")
     assert rendered == yaml.safe_load(source.read_text())
     assert annotations["helm.sh/resource-policy"] == "keep"
+    assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
     assert annotations["argocd.argoproj.io/sync-wave"] == "-1"
 
 
+def test_the_chart_ships_every_crd_the_repository_has() -> None:
+    assert {p.stem for p in (ROOT / "crds").glob("*.yaml")} == set(OPERATOR_CRDS)
+    assert {p.stem for p in (CHART / "files").glob("*.renku.io.yaml")} == set(OPERATOR_CRDS)
+
+
 def test_crd_keep_and_install_switches() -> None:
-    (crd,) = [
+    crds = [
         c
         for c in of_kind(render("production"), "CustomResourceDefinition")
         if c["spec"]["group"] == "renku.io"
     ]
-    assert "helm.sh/resource-policy" not in crd["metadata"]["annotations"]
+    assert sorted(c["metadata"]["name"] for c in crds) == sorted(OPERATOR_CRDS)
+    for crd in crds:
+        assert "helm.sh/resource-policy" not in crd["metadata"]["annotations"]
+        assert "argocd.argoproj.io/sync-options" not in crd["metadata"]["annotations"]
     groups = {
         c["spec"]["group"]
         for c in of_kind(render("no-crds-no-metrics"), "CustomResourceDefinition")
