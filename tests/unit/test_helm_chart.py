@@ -307,10 +307,13 @@ def test_cluster_wide_rules_only_when_asked_for(name: str) -> None:
 
 def test_default_permissions_are_the_release_namespace_only() -> None:
     ns, other = NAMESPACE, "elsewhere"
-    for verb in ("get", "list", "watch", "patch", "update"):
+    for verb in ("get", "list", "watch", "patch"):
         assert allowed("default", verb, "globalenvironments", "renku.io", ns)
         assert not allowed("default", verb, "globalenvironments", "renku.io", other)
-    assert not allowed("default", "delete", "globalenvironments", "renku.io", ns)
+    # The operator only patches (kopf's finalizer, the owner's merge patches): no update, delete.
+    for verb in ("update", "delete", "create"):
+        assert not allowed("default", verb, "globalenvironments", "renku.io", ns)
+        assert not allowed("default", verb, "globalenvironments/status", "renku.io", ns)
     assert allowed("default", "patch", "globalenvironments/status", "renku.io", ns)
     assert allowed("default", "create", "events", "", ns)
     assert allowed("default", "create", "events", "events.k8s.io", ns)

@@ -124,10 +124,10 @@ Included from the Deployment, so that every render runs them.
 # GlobalEnvironments: watch them, and patch finalizers, kopf's annotations and status.
 - apiGroups: [renku.io]
   resources: [globalenvironments]
-  verbs: [get, list, watch, patch, update]
+  verbs: [get, list, watch, patch]
 - apiGroups: [renku.io]
   resources: [globalenvironments/status]
-  verbs: [get, patch, update]
+  verbs: [get, patch]
 # Events on GlobalEnvironments (kopf posts core Events; events.k8s.io for newer clients).
 - apiGroups: ["", events.k8s.io]
   resources: [events]
