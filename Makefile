@@ -23,8 +23,9 @@ test: lint
 e2e:
 	$(BIN)/pytest -q tests/e2e --kubeconfig "$${KUBECONFIG:-$$HOME/.kube/config}"
 
+# BENCH_ARGS: e.g. "--objects 1000 --steady-seconds 600 --drift-interval 60" (see --help).
 bench:
-	$(BIN)/python -m tests.benchmark
+	$(BIN)/python -m tests.benchmark $(BENCH_ARGS)
 
 # The CRD is generated from the pydantic models; the chart holds a byte-for-byte copy.
 crds:

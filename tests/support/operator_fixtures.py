@@ -24,13 +24,18 @@ NO_SMOKE = {"enabled": False}
 
 def test_settings(renku: RenkuDouble, **overrides: Any) -> Settings:
     """Settings for an operator under test: short intervals, no ports opened."""
+    return Settings(**operator_settings_values(renku.url, renku.admin_token, **overrides))
+
+
+def operator_settings_values(renku_url: str, renku_token: str, **overrides: Any) -> dict[str, Any]:
+    """The values of ``test_settings`` as plain data (the benchmark hands them to a process)."""
     values: dict[str, Any] = {
         "namespaces": [NAMESPACE],
         "operator_namespace": NAMESPACE,
         "liveness_endpoint": None,
         "metrics_port": 0,
-        "renku_url": renku.url,
-        "renku_token": renku.admin_token,
+        "renku_url": renku_url,
+        "renku_token": renku_token,
         "renku_retry_attempts": 1,
         "renku_timeout_seconds": 2.0,
         "retry_backoff_seconds": 0.2,
@@ -39,7 +44,7 @@ def test_settings(renku: RenkuDouble, **overrides: Any) -> Settings:
         "image_checks": False,
     }
     values.update(overrides)
-    return Settings(**values)
+    return values
 
 
 @dataclass

@@ -1,0 +1,161 @@
+"""The emulated API server in its own process, counting what the operator writes.
+
+Run by the benchmark (``python -m tests.benchmark.emulator``); prints one JSON line with its
+URLs, then serves until stdin closes. Two servers on one event loop:
+
+- the API server (``KubeEmulator``, the integration suite's emulator, unchanged semantics);
+- a control server for the benchmark: ``GET /stats`` (counters) and ``POST /reset``.
+
+Writes are counted per request (PATCH/PUT/POST on GlobalEnvironments and their status) when
+they do not come from the benchmark's own client (its User-Agent is ``DRIVER_AGENT``): a
+no-op patch costs the API server as much as any other, so it counts too. Per object, the
+writes until its Ready condition is first True are kept apart ("writes to Ready").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+
+from tests.support.kube import GENV, make_emulator
+from tests.support.kube_emulator import KubeEmulator
+from tests.support.kube_meta import Obj
+
+DRIVER_AGENT = "renku-env-operator-bench"
+WRITES = frozenset({"PATCH", "PUT", "POST"})
+
+
+def _ready(obj: Obj | None) -> bool:
+    conditions = (obj or {}).get("status", {}).get("conditions", [])
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+@attrs.define
+class _Life:
+    """One GlobalEnvironment's figures, kept by the emulator."""
+
+    created: float
+    writes_to_ready: int = 0
+    ready_at: float | None = None
+    writes: list[float] = attrs.field(factory=list)  # when the operator wrote it
+
+
+@attrs.define
+class Counters:
+    """What the operator did to the API server (reset by ``POST /reset``)."""
+
+    requests: Counter[str] = attrs.field(factory=Counter)  # "PATCH globalenvironments/status"
+    lives: dict[str, _Life] = attrs.field(factory=dict)  # by object name
+
+    def stats(self, emulator: KubeEmulator, settle: float) -> dict[str, Any]:
+        present = [
+            obj.raw
+            for (resource, _, _), obj in emulator.objects.items()
+            if resource == GENV and not obj.deleted
+        ]
+        ready_at = [life.ready_at - life.created for life in self.lives.values() if life.ready_at]
+        return {
+            "now": time.monotonic(),  # CLOCK_MONOTONIC: comparable with the driver's clock
+            "requests": dict(self.requests),
+            "present": len(present),
+            "ready": sum(1 for obj in present if _ready(obj)),
+            "finalized": sum(1 for obj in present if obj["metadata"].get("finalizers")),
+            "tracked": len(self.lives),
+            "tracked_ready": len(ready_at),
+            "writes_to_ready": sum(
+                life.writes_to_ready for life in self.lives.values() if life.ready_at
+            ),
+            "seconds_to_ready": sorted(ready_at),
+            # Writes from create until `settle` seconds after Ready (the last steps of the
+            # first visit land after Ready): "writes from apply until it settles".
+            "writes_to_settled": sum(
+                sum(1 for t in life.writes if t <= life.ready_at + settle)
+                for life in self.lives.values()
+                if life.ready_at
+            ),
+            "watch_events": len(emulator.log.entries),
+            "watches": sorted(
+                {
+                    f"{w.resource and w.resource.plural}:{w.namespace}"
+                    for w in emulator.log.active_watches
+                }
+            ),
+        }
+
+
+@attrs.define(kw_only=True)
+class CountingEmulator(KubeEmulator):
+    """The integration suite's emulator, plus the operator's request counters."""
+
+    counters: Counters = attrs.field(factory=Counters, init=False)
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        # kmock finds a request's reaction by testing it against every reaction's view of the
+        # WHOLE request history (``request in view``): O(requests so far) per request, which
+        # made the emulator the benchmark's limit (quadratic). The benchmark asserts nothing
+        # on kmock's history, so it keeps only this request (matched before the next await);
+        # serving is unchanged. The suite's emulator keeps the history for its assertions.
+        self._requests[:] = [request]
+        for payload in self._payloads:
+            payload._requests.clear()
+        driver = request.headers.get("User-Agent", "").startswith(DRIVER_AGENT)
+        method = str(request.method.value).upper() if request.method else "?"
+        resource = request.resource.plural if request.resource else "?"
+        what = f"{resource}/{request.subresource}" if request.subresource else str(resource)
+        if not driver:
+            self.counters.requests[f"{method} {what}"] += 1
+            if what == "events" and method == "POST" and isinstance(request.data, dict):
+                self.counters.requests[f"Event {request.data.get('reason')}"] += 1
+        if request.resource == GENV and method == "POST" and driver:
+            name = (request.data or {}).get("metadata", {}).get("name", "")
+            self.counters.lives[name] = _Life(created=time.monotonic())
+        response = await super()._handle(request)
+        if request.resource == GENV and method in WRITES and not driver and request.name:
+            life = self.counters.lives.get(request.name)
+            if life is not None:
+                life.writes.append(time.monotonic())
+            if life is not None and life.ready_at is None:
+                life.writes_to_ready += 1
+                if _ready(self.peek(GENV, request.namespace, request.name)):
+                    life.ready_at = time.monotonic()
+        return response
+
+
+async def serve() -> None:
+    counting = make_emulator(CountingEmulator)
+    assert isinstance(counting, CountingEmulator)
+    control = aiohttp.web.Application()
+
+    async def stats(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        settle = float(request.query.get("settle", "0"))
+        return aiohttp.web.json_response(counting.counters.stats(counting, settle))
+
+    async def reset(_: aiohttp.web.Request) -> aiohttp.web.Response:
+        counting.counters.requests.clear()
+        return aiohttp.web.json_response({})
+
+    control.router.add_get("/stats", stats)
+    control.router.add_post("/reset", reset)
+    runner = aiohttp.web.AppRunner(control, access_log=None)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    control_port = runner.addresses[0][1]
+    async with counting, kmock.Server(counting) as server:
+        api = str(server.url).rstrip("/")
+        print(json.dumps({"api": api, "control": f"http://127.0.0.1:{control_port}"}), flush=True)
+        # Serve until the benchmark closes our stdin (or dies: the pipe closes with it).
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve())
