@@ -38,6 +38,11 @@ def _ready(obj: Obj | None) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def _renku_id(obj: Obj | None) -> str | None:
+    found = (obj or {}).get("status", {}).get("renkuId")
+    return str(found) if found else None
+
+
 @attrs.define
 class _Life:
     """One GlobalEnvironment's figures, kept by the emulator."""
@@ -54,6 +59,11 @@ class Counters:
 
     requests: Counter[str] = attrs.field(factory=Counter)  # "PATCH globalenvironments/status"
     lives: dict[str, _Life] = attrs.field(factory=dict)  # by object name
+    # Operator writes that removed status.renkuId (a stale view written back): a few bodies.
+    lost_ids: list[Any] = attrs.field(factory=list)
+    event_objects: dict[str, set[str]] = attrs.field(factory=dict)  # reason: object names
+    # The latest bodies of the operator's writes to GlobalEnvironments, by "METHOD what".
+    recent: dict[str, list[Any]] = attrs.field(factory=dict)
 
     def stats(self, emulator: KubeEmulator, settle: float) -> dict[str, Any]:
         present = [
@@ -82,6 +92,9 @@ class Counters:
                 if life.ready_at
             ),
             "watch_events": len(emulator.log.entries),
+            "lost_id_samples": self.lost_ids[:3],
+            "recent_writes": self.recent,
+            "event_objects": {reason: len(names) for reason, names in self.event_objects.items()},
             "watches": sorted(
                 {
                     f"{w.resource and w.resource.plural}:{w.namespace}"
@@ -112,13 +125,26 @@ class CountingEmulator(KubeEmulator):
         what = f"{resource}/{request.subresource}" if request.subresource else str(resource)
         if not driver:
             self.counters.requests[f"{method} {what}"] += 1
+            if request.resource == GENV and method in WRITES:
+                recent = self.counters.recent.setdefault(f"{method} {what}", [])
+                recent[:] = [*recent[-1:], request.data]
             if what == "events" and method == "POST" and isinstance(request.data, dict):
-                self.counters.requests[f"Event {request.data.get('reason')}"] += 1
+                reason = request.data.get("reason")
+                self.counters.requests[f"Event {reason}"] += 1
+                about = (request.data.get("involvedObject") or {}).get("name")
+                self.counters.event_objects.setdefault(str(reason), set()).add(str(about))
         if request.resource == GENV and method == "POST" and driver:
             name = (request.data or {}).get("metadata", {}).get("name", "")
             self.counters.lives[name] = _Life(created=time.monotonic())
+        tracked = request.resource == GENV and method in WRITES and not driver and request.name
+        before = self.peek(GENV, request.namespace, request.name or "") if tracked else None
         response = await super()._handle(request)
-        if request.resource == GENV and method in WRITES and not driver and request.name:
+        if tracked and _renku_id(before):
+            after = self.peek(GENV, request.namespace, request.name or "")
+            if after is not None and not _renku_id(after):
+                self.counters.requests["writes that removed status.renkuId"] += 1
+                self.counters.lost_ids.append({"path": request.url.path, "body": request.data})
+        if tracked and request.name:
             life = self.counters.lives.get(request.name)
             if life is not None:
                 life.writes.append(time.monotonic())

@@ -237,6 +237,9 @@ class Bench:
             60,
         )
         before = await self.stats()
+        self.results["operator RSS idle, watching, 0 objects (MiB)"] = round(
+            self.operator.status("VmRSS"), 1
+        )
         cpu = self.operator.cpu_seconds(), self.emulator.cpu_seconds()
         renku_before = len(self.renku.requests)
         with profile.recording(opts.profile_dir, "ready", self.operator, self.emulator):
@@ -321,6 +324,7 @@ class Bench:
             "  of which (per minute)": _per(writes, GENV_WRITES, minutes),
             "Events posted per minute, steady": round(writes.get("POST events", 0) / minutes, 1),
             "  by reason (per minute)": _events(writes, minutes),
+            "  objects with an Event of that reason (whole run)": after["event_objects"],
             "all operator requests to the API server per minute, steady": round(
                 sum(writes.values()) / minutes, 1
             ),
@@ -335,6 +339,9 @@ class Bench:
             ),
             "operator RSS after steady state (MiB)": rss[-1],
             f"operator RSS every {step:.0f} s of steady state (MiB)": rss,
+            "latest write bodies, by kind (steady)": (
+                after["recent_writes"] if sum(writes.get(k, 0) for k in GENV_WRITES) else {}
+            ),
             "operator CPU in steady state (% of one core)": round(
                 (self.operator.cpu_seconds() - cpu) / elapsed * 100, 1
             ),
@@ -383,6 +390,11 @@ class Bench:
             ),
             "operator peak RSS (VmHWM, MiB)": round(self.operator.status("VmHWM"), 1),
         }
+        stats = await self.stats()
+        lost = stats["requests"].get("writes that removed status.renkuId", 0)
+        self.results["operator writes that removed status.renkuId (whole run)"] = lost
+        if lost:
+            self.results["  samples of them"] = stats["lost_id_samples"]
 
     async def run(self) -> dict[str, Any]:
         log_path = self.options.log_path or self.tmp / "operator.log"
