@@ -4,7 +4,8 @@ Run by the benchmark (``python -m tests.benchmark.emulator``); prints one JSON l
 URLs, then serves until stdin closes. Two servers on one event loop:
 
 - the API server (``KubeEmulator``, the integration suite's emulator, unchanged semantics);
-- a control server for the benchmark: ``GET /stats`` (counters) and ``POST /reset``.
+- a control server for the benchmark: ``GET /stats`` (counters) and ``POST /reset`` (forget
+  the latest write bodies).
 
 Writes are counted per request (PATCH/PUT/POST on GlobalEnvironments and their status) when
 they do not come from the benchmark's own client (its User-Agent is ``DRIVER_AGENT``): a
@@ -16,26 +17,55 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import aiohttp.web
 import attrs
 import kmock
 
-from tests.support.kube import GENV, make_emulator
+from renku_env_operator.domain.smokepod import GLOBAL_ENVIRONMENT, ROLE
+from tests.support.kube import GENV, Kube, make_emulator
 from tests.support.kube_emulator import KubeEmulator
 from tests.support.kube_meta import Obj
+from tests.support.kubelet import Kubelet, scenario
 
 DRIVER_AGENT = "renku-env-operator-bench"
+# Not the operator: the benchmark's driver, and the fake kubelet (kmock's own client).
+NOT_OPERATOR = (DRIVER_AGENT, "kmock/")
+SMOKE_EDIT = "smoke-edit"  # the one object whose smoke test the fake kubelet passes
+# What the smoke test's probe pod prints (as in tests/integration/test_smoke_flow.py).
+PROBE_LOG = "\n".join(
+    [
+        "renku-probe user 1000 1000 1000 1000",
+        "renku-probe mount writable /home/renku/work",
+        "renku-probe workdir writable /home/renku/work",
+        "renku-probe shipped-count 0 /home/renku/work",
+    ]
+)
 WRITES = frozenset({"PATCH", "PUT", "POST"})
 
 
 def _ready(obj: Obj | None) -> bool:
     conditions = (obj or {}).get("status", {}).get("conditions", [])
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _touched(body: Any) -> str:
+    """What a write changes, in short: status keys, metadata keys and their names."""
+    if isinstance(body, list):  # a JSON patch
+        return ",".join(f"{op.get('op')} {op.get('path')}" for op in body if isinstance(op, dict))
+    if not isinstance(body, dict):
+        return "?"
+    parts = [f"status.{key}" for key in sorted(body.get("status") or {})]
+    for key, value in sorted((body.get("metadata") or {}).items()):
+        names = sorted(value) if isinstance(value, dict) else value
+        parts.append(f"metadata.{key}={names}")
+    return ", ".join(parts) or ",".join(sorted(body))
 
 
 def _renku_id(obj: Obj | None) -> str | None:
@@ -51,6 +81,7 @@ class _Life:
     writes_to_ready: int = 0
     ready_at: float | None = None
     writes: list[float] = attrs.field(factory=list)  # when the operator wrote it
+    trail: list[str] = attrs.field(factory=list)  # what its first writes touched
 
 
 @attrs.define
@@ -84,6 +115,12 @@ class Counters:
                 life.writes_to_ready for life in self.lives.values() if life.ready_at
             ),
             "seconds_to_ready": sorted(ready_at),
+            "trail": self.lives["env-0000"].trail if "env-0000" in self.lives else [],
+            "ready_names": {
+                name: life.ready_at
+                for name, life in self.lives.items()
+                if name == SMOKE_EDIT and life.ready_at
+            },
             # Writes from create until `settle` seconds after Ready (the last steps of the
             # first visit land after Ready): "writes from apply until it settles".
             "writes_to_settled": sum(
@@ -119,7 +156,7 @@ class CountingEmulator(KubeEmulator):
         self._requests[:] = [request]
         for payload in self._payloads:
             payload._requests.clear()
-        driver = request.headers.get("User-Agent", "").startswith(DRIVER_AGENT)
+        driver = request.headers.get("User-Agent", "").startswith(NOT_OPERATOR)
         method = str(request.method.value).upper() if request.method else "?"
         resource = request.resource.plural if request.resource else "?"
         what = f"{resource}/{request.subresource}" if request.subresource else str(resource)
@@ -148,6 +185,13 @@ class CountingEmulator(KubeEmulator):
             life = self.counters.lives.get(request.name)
             if life is not None:
                 life.writes.append(time.monotonic())
+                if len(life.trail) < 12:
+                    ready = (
+                        " (now Ready)"
+                        if _ready(self.peek(GENV, request.namespace, request.name))
+                        else ""
+                    )
+                    life.trail.append(f"{method} {what} {_touched(request.data)}{ready}")
             if life is not None and life.ready_at is None:
                 life.writes_to_ready += 1
                 if _ready(self.peek(GENV, request.namespace, request.name)):
@@ -165,7 +209,7 @@ async def serve() -> None:
         return aiohttp.web.json_response(counting.counters.stats(counting, settle))
 
     async def reset(_: aiohttp.web.Request) -> aiohttp.web.Response:
-        counting.counters.requests.clear()
+        counting.counters.recent.clear()  # counters stay cumulative: the driver diffs them
         return aiohttp.web.json_response({})
 
     control.router.add_get("/stats", stats)
@@ -176,10 +220,17 @@ async def serve() -> None:
     await site.start()
     control_port = runner.addresses[0][1]
     async with counting, kmock.Server(counting) as server:
+        kubelet = Kubelet(Kube(counting, server, Path(os.devnull)))
+        session = {ROLE: "session", GLOBAL_ENVIRONMENT: SMOKE_EDIT}
+        kubelet.plan(session, scenario("ready", port=8888), once=False)
+        probe = {ROLE: "probe", GLOBAL_ENVIRONMENT: SMOKE_EDIT}
+        kubelet.plan(probe, scenario("completed", log=PROBE_LOG), once=False)
+        await kubelet.start()
         api = str(server.url).rstrip("/")
         print(json.dumps({"api": api, "control": f"http://127.0.0.1:{control_port}"}), flush=True)
         # Serve until the benchmark closes our stdin (or dies: the pipe closes with it).
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await kubelet.stop()
     await runner.cleanup()
 
 
