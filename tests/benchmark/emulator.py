@@ -3,12 +3,14 @@
 Run by the benchmark (``python -m tests.benchmark.emulator``); prints one JSON line with its
 URLs, then serves until stdin closes. Two servers on one event loop:
 
-- the API server (``KubeEmulator``, the integration suite's emulator, unchanged semantics);
+- the API server (``KubeEmulator``, the integration suite's emulator, with the same serving
+  semantics but no kmock request history: see ``CountingEmulator._handle``), with the suite's
+  fake kubelet, which passes the smoke test of the object ``SMOKE_EDIT`` only;
 - a control server for the benchmark: ``GET /stats`` (counters) and ``POST /reset`` (forget
   the latest write bodies).
 
 Writes are counted per request (PATCH/PUT/POST on GlobalEnvironments and their status) when
-they do not come from the benchmark's own client (its User-Agent is ``DRIVER_AGENT``): a
+they do not come from the benchmark's own client or the kubelet (``NOT_OPERATOR``): a
 no-op patch costs the API server as much as any other, so it counts too. Per object, the
 writes until its Ready condition is first True are kept apart ("writes to Ready").
 """

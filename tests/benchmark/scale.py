@@ -8,7 +8,8 @@
   and the driver, which plays ``kubectl`` and reads the counters.
 
 Phases: create N objects (smoke tests off), wait until all are Ready, steady state for S
-seconds, edit one description and time it to Renku's PATCH, delete all and time it to the
+seconds, edit one description and time it to Renku's PATCH, the same on one more object whose
+smoke test is on (the emulator's fake kubelet passes its pods), delete all and time it to the
 last finalizer released. It prints figures and asserts nothing.
 """
 

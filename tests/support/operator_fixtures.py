@@ -24,7 +24,8 @@ NO_SMOKE = {"enabled": False}
 
 def test_settings(renku: RenkuDouble, **overrides: Any) -> Settings:
     """Settings for an operator under test: short intervals, no ports opened."""
-    return Settings(**operator_settings_values(renku.url, renku.admin_token, **overrides))
+    # Overrides may replace the Renku address too (renku_url=None: Renku not configured).
+    return Settings(**{**operator_settings_values(renku.url, renku.admin_token), **overrides})
 
 
 def operator_settings_values(renku_url: str, renku_token: str, **overrides: Any) -> dict[str, Any]:
