@@ -30,8 +30,9 @@ image-test:
 e2e:
 	$(BIN)/pytest -q tests/e2e --kubeconfig "$${KUBECONFIG:-$$HOME/.kube/config}"
 
+# BENCH_ARGS: e.g. "--objects 1000 --steady-seconds 600 --drift-interval 60" (see --help).
 bench:
-	$(BIN)/python -m tests.benchmark
+	$(BIN)/python -m tests.benchmark $(BENCH_ARGS)
 
 # `validate` speed: 5 MB of manifests, 200 files, one file (prints figures, asserts nothing).
 bench-validate:

@@ -54,9 +54,12 @@ class KubeApiError(Exception):
         return self.body.get("reason") if isinstance(self.body, dict) else None
 
 
-def make_emulator() -> KubeEmulator:
-    """The emulator with the built-in kinds and the operator's two CRDs registered."""
-    emulator = KubeEmulator()
+def make_emulator(factory: Callable[[], KubeEmulator] = KubeEmulator) -> KubeEmulator:
+    """The emulator with the built-in kinds and the operator's two CRDs registered.
+
+    ``factory`` makes the emulator (a subclass, e.g. the benchmark's counting one).
+    """
+    emulator = factory()
     # load_bundled() uses a deprecated importlib API (an error under filterwarnings=error).
     emulator.resources.load_path(Path(str(importlib.resources.files("kmock._internal"))) / BUNDLED)
     emulator.resources[GENV] = kmock.ResourceInfo(

@@ -24,6 +24,12 @@ NO_SMOKE = {"enabled": False}
 
 def test_settings(renku: RenkuDouble, **overrides: Any) -> Settings:
     """Settings for an operator under test: short intervals, no ports opened."""
+    # Overrides may replace the Renku address too (renku_url=None: Renku not configured).
+    return Settings(**{**operator_settings_values(renku.url, renku.admin_token), **overrides})
+
+
+def operator_settings_values(renku_url: str, renku_token: str, **overrides: Any) -> dict[str, Any]:
+    """The values of ``test_settings`` as plain data (the benchmark hands them to a process)."""
     values: dict[str, Any] = {
         "namespaces": [NAMESPACE],
         "operator_namespace": NAMESPACE,
@@ -31,8 +37,8 @@ def test_settings(renku: RenkuDouble, **overrides: Any) -> Settings:
         "trusted_namespaces": [NAMESPACE],
         "liveness_endpoint": None,
         "metrics_port": 0,
-        "renku_url": renku.url,
-        "renku_token": renku.admin_token,
+        "renku_url": renku_url,
+        "renku_token": renku_token,
         "renku_retry_attempts": 1,
         "renku_timeout_seconds": 2.0,
         "retry_backoff_seconds": 0.2,
@@ -41,7 +47,7 @@ def test_settings(renku: RenkuDouble, **overrides: Any) -> Settings:
         "image_checks": False,
     }
     values.update(overrides)
-    return Settings(**values)
+    return values
 
 
 @dataclass

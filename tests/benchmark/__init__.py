@@ -1,0 +1,1 @@
+"""Benchmarks: ``make bench`` (``python -m tests.benchmark --help``). They print, never assert."""
