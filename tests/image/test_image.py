@@ -60,12 +60,17 @@ def test_help_lists_the_commands() -> None:
 
 def test_crd_is_byte_for_byte_the_repositorys() -> None:
     crd_files = sorted((ROOT / "crds").glob("*.yaml"))
-    assert [f.name for f in crd_files] == ["globalenvironments.renku.io.yaml"]
-    result = podman_run("crd")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == crd_files[0].read_text()
-    chart_copy = ROOT / "helm/renku-env-operator/files/globalenvironments.renku.io.yaml"
-    assert result.stdout == chart_copy.read_text()
+    commands = {
+        "globalenvironments.renku.io.yaml": ("crd",),
+        "globalenvironmentclaims.renku.io.yaml": ("crd", "--claims"),
+    }
+    assert sorted(f.name for f in crd_files) == sorted(commands)
+    for name, args in commands.items():
+        result = podman_run(*args)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == (ROOT / "crds" / name).read_text(), name
+        chart_copy = ROOT / "helm/renku-env-operator/files" / name
+        assert result.stdout == chart_copy.read_text(), name
 
 
 def test_validate_accepts_the_examples_and_names_what_is_wrong() -> None:
