@@ -318,12 +318,15 @@ class Publisher:
             return
         changes = payload.diff(declared, payload.observed_state(found))
         if not changes:
-            reason = "Recovered" if recovered else "InSync"
-            msg = (
-                "Recovered the environment an earlier create made."
-                if recovered
-                else "Renku matches the declared state."
-            )
+            synced = cond.find(work.conditions, cond.SYNCED)
+            if recovered:
+                reason, msg = "Recovered", "Recovered the environment an earlier create made."
+            elif synced is not None and synced.status == "True":
+                # Still true for the reason it became true (Created, Updated...): a drift check
+                # that finds nothing changes nothing, so steady state writes nothing.
+                reason, msg = synced.reason, synced.message
+            else:
+                reason, msg = "InSync", "Renku matches the declared state."
             await self._record(work, declared, current, reason, msg)
             return
         drift = payload.describe_drift(changes)
