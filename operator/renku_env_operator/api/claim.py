@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import Field
 
-from .crd import GROUP, VERSION, structural_schema
+from .crd import GROUP, VERSION, crd_manifest, structural_schema
 from .spec import ApiModel
 from .status import PublishedStatus, RenkuEnvironmentState
 
@@ -102,28 +102,10 @@ def build_claim_crd() -> dict[str, Any]:
             "spec": structural_schema(GlobalEnvironmentClaimSpec),
         },
     }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "categories": ["renku"],
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": schema},
-                }
-            ],
-        },
-    }
+    return crd_manifest(
+        kind=KIND,
+        plural=PLURAL,
+        singular=SINGULAR,
+        schema=schema,
+        printer_columns=PRINTER_COLUMNS,
+    )

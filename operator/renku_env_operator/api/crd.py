@@ -102,30 +102,46 @@ def openapi_schema() -> dict[str, Any]:
 
 def build_crd() -> dict[str, Any]:
     """The whole CustomResourceDefinition manifest."""
+    return crd_manifest(
+        kind=KIND,
+        plural=PLURAL,
+        singular=SINGULAR,
+        schema=openapi_schema(),
+        printer_columns=PRINTER_COLUMNS,
+        short_names=SHORT_NAMES,
+        status=True,
+    )
+
+
+def crd_manifest(
+    *,
+    kind: str,
+    plural: str,
+    singular: str,
+    schema: dict[str, Any],
+    printer_columns: list[dict[str, Any]],
+    short_names: list[str] | None = None,
+    status: bool = False,
+) -> dict[str, Any]:
+    """A namespaced CRD of this operator's group, one served and stored version."""
+    names: dict[str, Any] = {"kind": kind, "listKind": f"{kind}List", "plural": plural}
+    names["singular"] = singular
+    if short_names:
+        names["shortNames"] = short_names
+    names["categories"] = CATEGORIES
+    version: dict[str, Any] = {"name": VERSION, "served": True, "storage": True}
+    if status:
+        version["subresources"] = {"status": {}}
+    version["additionalPrinterColumns"] = printer_columns
+    version["schema"] = {"openAPIV3Schema": schema}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
+        "metadata": {"name": f"{plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": SHORT_NAMES,
-                "categories": CATEGORIES,
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                }
-            ],
+            "names": names,
+            "versions": [version],
         },
     }
