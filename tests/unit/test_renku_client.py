@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from renku_env_operator.clients.renku import RenkuClient, parse_retry_after
+from renku_env_operator.clients.renku import MAX_RESPONSE_BYTES, RenkuClient, parse_retry_after
 from renku_env_operator.clients.renku_auth import StaticToken, StaticTokenAuth
 from renku_env_operator.clients.renku_errors import (
     RenkuCredentialsError,
@@ -233,6 +233,26 @@ async def test_odd_answers_become_renku_errors() -> None:
     assert type(odd.value) is RenkuError
     assert (gateway.value.status, gateway.value.detail) == (502, None)
     assert "html" not in str(gateway.value)
+
+
+async def test_an_endless_answer_is_cut_off_at_the_cap() -> None:
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal sent
+        while True:  # a broken proxy that never stops sending
+            sent += 1024 * 1024
+            yield b"[" + b" " * (1024 * 1024 - 1)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=endless())
+
+    async with RenkuClient(
+        "http://renku.test/api/data", None, transport=httpx.MockTransport(handler), **FAST
+    ) as renku:
+        with pytest.raises(RenkuError, match="larger than 16 MiB: refused"):
+            await renku.list_environments()
+    assert sent <= MAX_RESPONSE_BYTES + 2 * 1024 * 1024  # read up to the cap, not further
 
 
 # ---------------------------------------------------------------- retries

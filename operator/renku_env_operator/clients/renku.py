@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import re
 import ssl
@@ -39,6 +40,8 @@ ULID_PATTERN = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 _IDEMPOTENT = frozenset({"GET", "PATCH", "DELETE"})
 # Failures where the request certainly never reached the server.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# The environments list of a large Renku is a few hundred KiB: far below this.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _DELTA_SECONDS = re.compile(r"\d+(\.\d+)?")
 
 
@@ -225,8 +228,12 @@ class RenkuClient:
         started = time.perf_counter()
         status = "error"
         try:
-            response = await self._http.send(request)
+            response = await self._http.send(request, stream=True)
             status = str(response.status_code)
+            try:
+                content = await _read_capped(response)
+            finally:
+                await response.aclose()
         except httpx.TransportError as exc:
             raise _unavailable(exc, request) from exc
         except httpx.HTTPError as exc:
@@ -243,21 +250,37 @@ class RenkuClient:
                 elapsed,
                 sorted(json) if isinstance(json, dict) else "-",
             )
-        return _result(method, response)
+        return _result(method, response, content)
 
 
-def _result(method: str, response: httpx.Response) -> Any:
+async def _read_capped(response: httpx.Response) -> bytes:
+    """The body, refused past MAX_RESPONSE_BYTES: a broken proxy in front of Renku must not
+    be able to make the operator buffer an endless answer."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise RenkuError(
+                f"Renku's answer is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB: refused",
+                status=response.status_code,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _result(method: str, response: httpx.Response, content: bytes) -> Any:
     if response.is_success:
-        if response.status_code == 204 or not response.content:
+        if response.status_code == 204 or not content:
             return None
         try:
-            return response.json()
+            return json.loads(content)
         except ValueError:
             raise RenkuError(
                 "Renku answered with a body that is not JSON", status=response.status_code
             ) from None
     try:
-        body = response.json()
+        body = json.loads(content) if content else None
     except ValueError:
         body = None  # e.g. an HTML error page from an ingress: the status says enough
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
