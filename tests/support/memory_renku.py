@@ -21,6 +21,7 @@ from renku_env_operator.clients.renku_errors import (
     RenkuNotFoundError,
 )
 from renku_env_operator.config import Settings
+from renku_env_operator.services.objects import Objects
 from renku_env_operator.services.ownership import Ownership
 from renku_env_operator.services.publishing import Publisher
 from renku_env_operator.services.renku_sync import RenkuSnapshot, RenkuSync
@@ -101,9 +102,12 @@ async def renku() -> AsyncIterator[MemoryRenku]:
     await client.aclose()
 
 
-def publisher_for(renku: MemoryRenku, claims: ClaimsClient, **settings: Any) -> Publisher:
-    """A Publisher over the in-memory Renku, with real ownership records (``claims``)."""
+def publisher_for(
+    renku: MemoryRenku, claims: ClaimsClient, objects: Objects | None = None, **settings: Any
+) -> Publisher:
+    """A Publisher over the in-memory Renku, with real ownership records (``claims``) cached
+    in ``objects`` (the owners' records, when given)."""
     defaults: dict[str, Any] = {"retry_backoff_seconds": 30.0, "operator_namespace": "renku"}
     config = Settings(**(defaults | settings))
-    sync = RenkuSync(renku, RenkuSnapshot(renku, 300.0), Ownership(claims))
+    sync = RenkuSync(renku, RenkuSnapshot(renku, 300.0), Ownership(claims, objects))
     return Publisher(config, sync)

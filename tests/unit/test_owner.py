@@ -11,6 +11,7 @@ import pytest
 from renku_env_operator.clients.claims import ClaimsClient
 from renku_env_operator.clients.globalenvironments import StatusWriteError
 from renku_env_operator.config import Settings
+from renku_env_operator.services.objects import Objects
 from renku_env_operator.services.owner import Owners
 from renku_env_operator.services.reconciler import Reconciler
 from tests.support.memory_renku import MemoryRenku, publisher_for
@@ -66,13 +67,14 @@ def owners_for(
     renku: MemoryRenku, claims: ClaimsClient, server: Server, posted: Posted, **settings: Any
 ) -> Owners:
     config = Settings(image_checks=False, **settings)
-    publisher = publisher_for(renku, claims, **settings)
+    objects = Objects()
+    publisher = publisher_for(renku, claims, objects, **settings)
     reconciler = Reconciler(config, publisher, images=None, smoke=None)
 
     def post(_: Any, type_: str, reason: str, message: str) -> None:
         posted.append((type_, reason, message))
 
-    return Owners(config, reconciler, server, post, finalizer=FINALIZER)
+    return Owners(config, reconciler, server, post, finalizer=FINALIZER, objects=objects)
 
 
 @pytest.fixture
@@ -237,6 +239,7 @@ async def test_forgetting_an_object_ends_its_record(
     owners = owners_for(renku, claims, server, posted)
     await owners.look(body({}, version=1))
     assert "uid-1" in owners.objects
+    assert owners.objects.get("uid-1").claims  # the ownership cache is part of the record
 
     owners.gone("uid-1")
 

@@ -263,7 +263,7 @@ async def test_adoption_refuses_an_owned_or_unknown_id(
 async def drift_check(renku: MemoryRenku, publisher: Publisher, work: Work, **fields: Any) -> Work:
     """The periodic check, as a restarted operator makes it at once (nothing in memory)."""
     work.memo = ObjectState(REF.uid)  # what a restarted operator knows: nothing
-    publisher.forget(REF.uid)
+    publisher.ownership.forget(REF.uid)
     publisher.sync.snapshot.invalidate()
     await publisher.publish(work, spec(**fields), IMAGE)
     return work

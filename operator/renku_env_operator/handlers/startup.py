@@ -20,6 +20,7 @@ from ..clients.renku_auth import Credentials, StaticToken, auth_for, credentials
 from ..clients.renku_lookups import RenkuLookups
 from ..config import OPERATOR_NAME, Settings, SettingsError
 from ..services.image_verify import ImageVerifier, NodeArchitectures
+from ..services.objects import Objects
 from ..services.owner import Owners
 from ..services.ownership import Ownership
 from ..services.publishing import Publisher
@@ -112,7 +113,7 @@ def node_architectures(config: Settings, kube: KubeClient) -> NodeArchitectures:
 
 
 async def build_publisher(
-    config: Settings, kube: KubeClient, closers: list[Closer]
+    config: Settings, kube: KubeClient, closers: list[Closer], objects: Objects
 ) -> Publisher | None:
     """Renku's side; None without a Renku URL (environments are then only validated and
     tested, and their Synced condition says so)."""
@@ -129,7 +130,7 @@ async def build_publisher(
     )
     closers.append(renku.aclose)
     # Ownership records live in the operator's own namespace, which only the operator writes.
-    ownership = Ownership(ClaimsClient(kube.api_client, config.operator_namespace))
+    ownership = Ownership(ClaimsClient(kube.api_client, config.operator_namespace), objects)
     try:
         # At the first start the era marker is created: only objects older than it may have
         # a status.renkuId without a record migrated (README: Ownership).
@@ -184,7 +185,8 @@ async def build_context(config: Settings) -> OperatorContext:
     except KubeError as exc:
         raise SettingsError(str(exc)) from None
     closers: list[Closer] = [kube.close]
-    publisher = await build_publisher(config, kube, closers)
+    objects = Objects()  # the one record per object, shared by the owners and the ownership cache
+    publisher = await build_publisher(config, kube, closers, objects)
     renku_check = await build_renku_check(config, kube, closers)
     images = build_image_verifier(config, kube, closers, renku_check)
     smoke = SmokeTester(kube, config)
@@ -196,6 +198,7 @@ async def build_context(config: Settings) -> OperatorContext:
         post_event,
         finalizer=FINALIZER,
         cancel_smoke=smoke.cancel,
+        objects=objects,
     )
     return OperatorContext(config, owners, smoke, closers)
 

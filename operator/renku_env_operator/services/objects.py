@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import metrics
+
+if TYPE_CHECKING:
+    from .ownership import IdClaim
 
 
 @dataclass(eq=False)
@@ -48,6 +51,12 @@ class ObjectState:
     """The Ready status last written (the globalenvironments gauge counts these)."""
     unreadable: frozenset[str] = frozenset()
     """Status fields reported as unreadable, so that the Event is posted once."""
+    claims: list[IdClaim] | None = None
+    """Ownership: the Renku ids this object owns, as last read or written (None: read them).
+    Saves reads only: every write to Renku is verified against the API server."""
+    answered_attempt: str | None = None
+    """Ownership: the create attempt (its start) whose POST this process saw answered, even
+    with an error: not in flight any more, whatever its age."""
 
     def set_ready(self, ready: str | None) -> None:
         metrics.move_ready(self.ready, ready)

@@ -88,10 +88,12 @@ class Owners:
         *,
         finalizer: str,
         cancel_smoke: Callable[[str], Awaitable[object]] | None = None,
+        objects: Objects | None = None,
     ) -> None:
         self.settings = settings
         self.reconciler = reconciler
-        self.objects = Objects()
+        # Shared with the ownership records' cache, so that one forget() ends everything.
+        self.objects = objects if objects is not None else Objects()
         self._status = status
         self._post = post_event
         self._finalizer = finalizer

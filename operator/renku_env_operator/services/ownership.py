@@ -24,6 +24,7 @@ from ..api.claim import ClaimedCreateAttempt, ClaimOwner, GlobalEnvironmentClaim
 from ..api.status import PublishedStatus, RenkuEnvironmentState
 from ..clients.claims import ClaimConflictError, ClaimError, ClaimsClient
 from ..domain.payload import Declared
+from .objects import Objects
 from .work import ObjectRef
 
 
@@ -99,26 +100,29 @@ class Ownership:
     The cache only saves reads: every write to Renku is verified against the API server.
     """
 
-    def __init__(self, claims: ClaimsClient) -> None:
+    def __init__(self, claims: ClaimsClient, objects: Objects | None = None) -> None:
         self.claims = claims
-        self._owned: dict[str, list[IdClaim]] = {}
+        # The per-object cache lives in each object's record (ended by Objects.forget).
+        self.objects = objects if objects is not None else Objects()
         self._era: datetime | None = None
 
     def forget(self, uid: str) -> None:
-        self._owned.pop(uid, None)
+        """Read `uid`'s records again next time."""
+        self.objects.get(uid).claims = None
 
     # ------------------------------------------------------------ reading
 
     async def owned(self, ref: ObjectRef, *, fresh: bool = False) -> list[IdClaim]:
         """The ids `ref` owns (usually one; two while spec.renkuId replaces a created one)."""
-        if fresh or ref.uid not in self._owned:
+        state = self.objects.get(ref.uid)
+        if fresh or state.claims is None:
             items = await self.claims.list(_selector(ref.uid, "env"))
             claims = sorted(
                 (c for c in map(_id_claim, items) if c is not None),
                 key=lambda c: c.renku_id,
             )
-            self._owned[ref.uid] = [c for c in claims if c.owner and c.owner.uid == ref.uid]
-        return list(self._owned[ref.uid])
+            state.claims = [c for c in claims if c.owner and c.owner.uid == ref.uid]
+        return list(state.claims)
 
     async def holder(self, renku_id: str) -> IdClaim | None:
         """The record of `renku_id`, whoever owns it."""
@@ -286,13 +290,15 @@ class Ownership:
     # ------------------------------------------------------------ cache
 
     def _remember(self, uid: str, claim: IdClaim) -> None:
-        if uid in self._owned:
-            others = [c for c in self._owned[uid] if c.renku_id != claim.renku_id]
-            self._owned[uid] = sorted([*others, claim], key=lambda c: c.renku_id)
+        state = self.objects.get(uid)
+        if state.claims is not None:
+            others = [c for c in state.claims if c.renku_id != claim.renku_id]
+            state.claims = sorted([*others, claim], key=lambda c: c.renku_id)
 
     def _drop(self, uid: str, renku_id: str) -> None:
-        if uid in self._owned:
-            self._owned[uid] = [c for c in self._owned[uid] if c.renku_id != renku_id]
+        state = self.objects.get(uid)
+        if state.claims is not None:
+            state.claims = [c for c in state.claims if c.renku_id != renku_id]
 
 
 def _now() -> str:

@@ -45,9 +45,6 @@ class Publisher:
         self.ownership = sync.ownership
         # Per-object clocks (retry_at, checked_at) live in the object's record: work.memo.
 
-    def forget(self, uid: str) -> None:
-        self.sync.forget(uid)
-
     async def publish(self, work: Work, spec: GlobalEnvironmentSpec, image: str) -> None:
         if spec.suspend:
             msg = "spec.suspend is true: no writes to Renku until it is false."

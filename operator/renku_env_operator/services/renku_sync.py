@@ -86,16 +86,10 @@ class RenkuSync:
         self.client = client
         self.snapshot = snapshot
         self.ownership = ownership
-        # Per object, the attempt whose POST this process saw answered (even with an error):
-        # it is not in flight any more, whatever its age.
-        self._answered: dict[str, str] = {}
-
-    def forget(self, uid: str) -> None:
-        self._answered.pop(uid, None)
-        self.ownership.forget(uid)
 
     def answered(self, uid: str, attempt: Attempt) -> None:
-        self._answered[uid] = attempt.started_at
+        """This process saw the POST of `attempt` answered: it is not in flight any more."""
+        self.ownership.objects.get(uid).answered_attempt = attempt.started_at
 
     def in_flight_until(self, uid: str, attempt: Attempt) -> datetime | None:
         """When a recorded create stops counting as maybe in flight (None: it does not).
@@ -103,7 +97,7 @@ class RenkuSync:
         The POST is cut off after the client's whole budget (timeout x attempts + backoff);
         clock skew between replicas is added on top.
         """
-        if self._answered.get(uid) == attempt.started_at:
+        if self.ownership.objects.get(uid).answered_attempt == attempt.started_at:
             return None
         until = attempt.started + timedelta(seconds=self.client.call_budget) + CLOCK_SKEW
         return until if datetime.now(UTC) < until else None
