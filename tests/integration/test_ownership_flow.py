@@ -14,29 +14,16 @@ from tests.support.operator_fixtures import (
     ENVS,
     NAMESPACE,
     NO_SMOKE,
+    env_writes,
     genv,
     has_condition,
+    published,
     synced_message,
 )
 from tests.support.renku_double import RenkuDouble
 
 IMAGE = "ghcr.io/example/env:1.0.0"
 TRUST_ENV = "RENKU_ENV_OPERATOR_TRUSTED_NAMESPACES (Helm: security.trustedNamespaces)"
-
-
-def env_writes(renku: RenkuDouble) -> list[tuple[str, str]]:
-    return [
-        (r.method, r.path)
-        for r in renku.requests
-        if r.method in ("POST", "PATCH", "DELETE") and r.path.startswith(ENVS)
-    ]
-
-
-async def published(kube: Kube, name: str, **spec: Any) -> str:
-    await kube.create(genv(name, smokeTest=NO_SMOKE, **spec))
-    obj = await kube.wait_for(GENV, NAMESPACE, name, has_condition("Ready", "True"))
-    renku_id: str = obj["status"]["renkuId"]
-    return renku_id
 
 
 async def forge(kube: Kube, name: str, renku_id: str) -> dict[str, Any]:

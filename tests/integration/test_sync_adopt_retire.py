@@ -14,30 +14,15 @@ from tests.support.operator_fixtures import (
     ENVS,
     NAMESPACE,
     NO_SMOKE,
+    env_writes,
     genv,
     has_condition,
+    published,
     synced_message,
 )
 from tests.support.renku_double import RenkuDouble, new_ulid
 
 IMAGE = "ghcr.io/example/env:1.0.0"
-
-
-def env_writes(renku: RenkuDouble) -> list[tuple[str, str]]:
-    """(method, path) of every write to the environments API."""
-    return [
-        (r.method, r.path)
-        for r in renku.requests
-        if r.method in ("POST", "PATCH", "DELETE") and r.path.startswith(ENVS)
-    ]
-
-
-async def published(kube: Kube, name: str, **spec: Any) -> str:
-    """Create a GlobalEnvironment, await Ready, return its Renku id."""
-    await kube.create(genv(name, smokeTest=NO_SMOKE, **spec))
-    obj = await kube.wait_for(GENV, NAMESPACE, name, has_condition("Ready", "True"))
-    renku_id: str = obj["status"]["renkuId"]
-    return renku_id
 
 
 # ---------------------------------------------------------------- adoption

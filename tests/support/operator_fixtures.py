@@ -133,3 +133,20 @@ def synced_message(obj: dict[str, Any]) -> str:
     found = condition(obj, "Synced")
     assert found is not None, obj.get("status")
     return str(found["message"])
+
+
+def env_writes(renku: RenkuDouble) -> list[tuple[str, str]]:
+    """(method, path) of every write to the environments API."""
+    return [
+        (r.method, r.path)
+        for r in renku.requests
+        if r.method in ("POST", "PATCH", "DELETE") and r.path.startswith(ENVS)
+    ]
+
+
+async def published(kube: Kube, name: str, **spec: Any) -> str:
+    """Create a GlobalEnvironment without a smoke test, await Ready, return its Renku id."""
+    await kube.create(genv(name, smokeTest=NO_SMOKE, **spec))
+    obj = await kube.wait_for(GENV, NAMESPACE, name, has_condition("Ready", "True"))
+    renku_id: str = obj["status"]["renkuId"]
+    return renku_id
