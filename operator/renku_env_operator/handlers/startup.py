@@ -7,6 +7,7 @@ import contextlib
 import logging
 from typing import Any
 
+import httpx
 import kopf
 
 from .. import metrics
@@ -113,17 +114,20 @@ def node_architectures(config: Settings, kube: KubeClient) -> NodeArchitectures:
 
 
 async def build_publisher(
-    config: Settings, kube: KubeClient, closers: list[Closer], objects: Objects
+    config: Settings,
+    kube: KubeClient,
+    closers: list[Closer],
+    objects: Objects,
+    auth: httpx.Auth | None,
 ) -> Publisher | None:
     """Renku's side; None without a Renku URL (environments are then only validated and
     tested, and their Synced condition says so)."""
     if config.renku_url is None:
         log.warning("RENKU_ENV_OPERATOR_RENKU_URL is not set: nothing will be published")
         return None
-    credentials = await load_credentials(config, kube)
     renku = RenkuClient(
         str(config.renku_url),
-        auth_for(credentials),
+        auth,
         verify=str(config.renku_ca_bundle) if config.renku_ca_bundle else True,
         timeout=config.renku_timeout_seconds,
         retry_attempts=config.renku_retry_attempts,
@@ -141,16 +145,17 @@ async def build_publisher(
     return Publisher(config, sync)
 
 
-async def build_renku_check(
-    config: Settings, kube: KubeClient, closers: list[Closer]
+def build_renku_check(
+    config: Settings, closers: list[Closer], auth: httpx.Auth | None
 ) -> RenkuImageCheck | None:
     """Renku's own image check and pools (RENKU_IMAGE_CHECK); None when it is Off or nothing
-    is published. Its own auth flow: the pools list is read as the operator's account."""
+    is published. The pools list is read as the operator's account (the same auth flow, so one
+    token serves both clients); the image check goes out anonymously."""
     if config.renku_url is None or config.renku_image_check == "Off":
         return None
     lookups = RenkuLookups(
         str(config.renku_url),
-        auth_for(await load_credentials(config, kube)),
+        auth,
         verify=str(config.renku_ca_bundle) if config.renku_ca_bundle else True,
         timeout=config.renku_timeout_seconds,
     )
@@ -186,8 +191,10 @@ async def build_context(config: Settings) -> OperatorContext:
         raise SettingsError(str(exc)) from None
     closers: list[Closer] = [kube.close]
     objects = Objects()  # the one record per object, shared by the owners and the ownership cache
-    publisher = await build_publisher(config, kube, closers, objects)
-    renku_check = await build_renku_check(config, kube, closers)
+    # The credentials Secret is read once; both Renku clients share one auth flow (one token).
+    auth = auth_for(await load_credentials(config, kube)) if config.renku_url else None
+    publisher = await build_publisher(config, kube, closers, objects, auth)
+    renku_check = build_renku_check(config, closers, auth)
     images = build_image_verifier(config, kube, closers, renku_check)
     smoke = SmokeTester(kube, config)
     reconciler = Reconciler(config, publisher, images, smoke, renku_check)

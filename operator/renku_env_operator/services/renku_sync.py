@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from ..api.spec import DeletionPolicy
 from ..clients.renku import RenkuClient
@@ -22,20 +21,10 @@ from ..domain.payload import Declared, FieldDiff
 from .ownership import Attempt, AttemptInFlightError, Ownership, parse_time
 from .work import ObjectRef
 
-Action = Literal["Created", "Recovered", "Adopted", "Updated", "InSync", "Drifted", "Missing"]
 # How far Renku's creation_date may lie before our recorded attempt: clock skew between the
 # operator and Renku, and Renku's dates in whole seconds. Small on purpose: an identical
 # environment someone made before the attempt must not pass for ours.
 CLOCK_SKEW = timedelta(seconds=5)
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """What one publish did; `changes` are the fields that differed before it."""
-
-    action: Action
-    renku_id: str | None
-    changes: list[FieldDiff] = field(default_factory=list)
 
 
 class AmbiguousRecoveryError(Exception):
