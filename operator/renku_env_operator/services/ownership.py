@@ -128,11 +128,6 @@ class Ownership:
         """The record of `renku_id`, whoever owns it."""
         return _id_claim(await self.claims.get(api.id_claim_name(renku_id)))
 
-    async def claimed_ids(self) -> set[str]:
-        """Every Renku id any GlobalEnvironment owns."""
-        items = await self.claims.list(f"{api.KIND_LABEL}=env")
-        return {c.renku_id for c in map(_id_claim, items) if c is not None}
-
     async def resolve(self, ref: ObjectRef, status_id: str | None, may_migrate: bool) -> Resolution:
         """What `ref` owns; status.renkuId is checked against the records, never believed."""
         owned = await self.owned(ref)

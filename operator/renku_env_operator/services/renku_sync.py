@@ -127,18 +127,22 @@ class RenkuSync:
     async def candidates(self, attempt: Attempt) -> list[str]:
         """Environments a lost create may have made: what the attempt sent, created no earlier
         than it started (minus clock skew), owned by no one. Oldest first."""
-        claimed = await self.ownership.claimed_ids()
         self.snapshot.invalidate()
         earliest = attempt.started - CLOCK_SKEW
-        found = [
+        matching = [
             env
             for env in (await self.snapshot.get()).values()
-            if env["id"] not in claimed
+            if _created_after(env, earliest)
             and not payload.diff(attempt.environment, payload.observed_state(env))
-            and _created_after(env, earliest)
         ]
-        found.sort(key=lambda env: str(env.get("creation_date", "")))
-        return [str(env["id"]) for env in found]
+        matching.sort(key=lambda env: str(env.get("creation_date", "")))
+        # Only the few that match are looked up (one GET each), never every record: with many
+        # objects recovering at once (a Renku outage), listing all records each time is O(n^2).
+        return [
+            str(env["id"])
+            for env in matching
+            if await self.ownership.holder(str(env["id"])) is None
+        ]
 
     async def create(self, declared: Declared) -> str:
         """POST; the caller has recorded the attempt first."""
