@@ -41,8 +41,10 @@ def post_event(
 
 
 def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
+    # async on purpose: kopf runs a sync handler in a worker thread, and neither the owners'
+    # asyncio.Event nor the records' dict may be touched from outside the event loop.
     @kopf.on.event(*RESOURCE, id="wake", registry=registry)
-    def on_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    async def on_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         context = _context(memo)
         if type == "DELETED":
             context.owners.gone(str(body.metadata.uid))
@@ -61,7 +63,7 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
         context = _context(memo)
         if context.closing:
             return
-        await context.owners.own(body, stopped.is_set, stopped.wait)
+        await context.owners.own(body, stopped.is_set)
 
     @kopf.on.delete(*RESOURCE, id="retire", registry=registry)
     async def on_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:

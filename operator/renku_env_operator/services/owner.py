@@ -114,13 +114,9 @@ class Owners:
         """The object no longer exists in the API server."""
         self.objects.forget(uid)
 
-    async def own(
-        self,
-        body: Mapping[str, Any],
-        stopped: Callable[[], bool],
-        until_stopped: Callable[[], Awaitable[object]],
-    ) -> None:
-        """The owner's life while this process holds the object: returns when stopped."""
+    async def own(self, body: Mapping[str, Any], stopped: Callable[[], bool]) -> None:
+        """The owner's life while this process holds the object: until kopf stops it (it
+        raises the stop flag, then cancels the owner), or the object is being deleted."""
         uid = ref_of(body).uid
         state = self.objects.get(uid)
         state.view = body
@@ -128,12 +124,13 @@ class Owners:
             state.wake.clear()
             delay: float | None = None  # None: only a watch event wakes the owner
             meta = body.get("metadata") or {}
+            if meta.get("deletionTimestamp"):
+                return  # the delete handler retires it, under the same lock
             # Nothing is done before the API server holds the finalizer: a write to Renku must
             # never happen for an object that could vanish without its clean-up.
-            held = self._finalizer in (meta.get("finalizers") or ())
-            if held and not meta.get("deletionTimestamp"):
+            if self._finalizer in (meta.get("finalizers") or ()):
                 delay = await self.look(body)
-            await _sleep(state.wake, until_stopped, delay)
+            await _sleep(state.wake, delay)
 
     async def look(self, body: Mapping[str, Any]) -> float:
         """One pass (after any other work on the object); returns when to look again."""
@@ -273,18 +270,17 @@ def _includes(view_version: object, written_version: str | None) -> bool:
         return False
 
 
-async def _sleep(
-    wake: asyncio.Event, until_stopped: Callable[[], Awaitable[object]], delay: float | None
-) -> None:
-    """Until woken, stopped, or `delay` seconds passed (None: no time limit)."""
+async def _sleep(wake: asyncio.Event, delay: float | None) -> None:
+    """Until woken or `delay` seconds passed (None: no time limit).
+
+    One future and one timer while asleep, no task of its own: a thousand sleeping owners cost
+    little. kopf stops an owner by cancelling it (right after raising its stop flag), which
+    ends this wait at once."""
     if wake.is_set():
         return
-    waiters = [
-        asyncio.ensure_future(wake.wait()),
-        asyncio.ensure_future(until_stopped()),
-    ]
+    timer = asyncio.get_running_loop().call_later(delay, wake.set) if delay is not None else None
     try:
-        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        await wake.wait()
     finally:
-        for waiter in waiters:
-            waiter.cancel()
+        if timer is not None:
+            timer.cancel()
