@@ -36,7 +36,7 @@ async def bench_reconcile(count: int, seconds: float = 2.0) -> dict[str, Any]:
             config = write_kubeconfig(Path(tmp) / "kubeconfig", str(server.url).rstrip("/"))
             kube = KubeClient.from_environment(str(config))
             try:
-                claims = ClaimsClient(kube.api_client, NAMESPACE)
+                claims = ClaimsClient(kube, NAMESPACE)
                 return await _bench(count, seconds, claims, emulator)
             finally:
                 await kube.close()

@@ -1,4 +1,5 @@
-"""clients/kube.py against the emulated API server: pods, logs, events, proxy, secrets, nodes."""
+"""clients/kube.py against the emulated API server: pods, logs, events, proxy, secrets, nodes,
+and the status writer built on it."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import base64
 
 import pytest
 
+from renku_env_operator.clients.globalenvironments import (
+    GlobalEnvironmentStatusWriter,
+    StatusWriteError,
+)
 from renku_env_operator.clients.kube import (
     KubeClient,
     KubeConflictError,
     KubeError,
     KubeNotFoundError,
 )
-from tests.support.kube import Kube
+from tests.support.kube import GENV, Kube
 from tests.support.kube_pods import ProxyAnswer
 
 POD = {
@@ -148,3 +153,25 @@ async def test_unreachable() -> None:
     assert info.value.status is None
     with pytest.raises(KubeError):
         await k.proxy_get("ns", "x", 1, "/")
+
+
+async def test_status_writer_merges_status_and_names_the_object_it_could_not_write(
+    kube: Kube,
+) -> None:
+    k = KubeClient.from_environment(str(kube.kubeconfig_path))
+    writer = GlobalEnvironmentStatusWriter(k)
+    await kube.create(
+        {
+            "apiVersion": "renku.io/v1alpha1",
+            "kind": "GlobalEnvironment",
+            "metadata": {"name": "g1", "namespace": "ns"},
+            "spec": {"image": "busybox"},
+        }
+    )
+    version = await writer.patch_status("ns", "g1", {"renkuId": "01J0000000000000000000000A"})
+    stored = await kube.get(GENV, "ns", "g1")
+    assert stored["status"] == {"renkuId": "01J0000000000000000000000A"}
+    assert version == stored["metadata"]["resourceVersion"]
+    with pytest.raises(StatusWriteError, match="cannot write status of ns/missing: 404"):
+        await writer.patch_status("ns", "missing", {"renkuId": "x"})
+    await k.close()

@@ -22,7 +22,7 @@ NAMESPACE = "renku"
 @pytest_asyncio.fixture
 async def claims(kube: Kube) -> AsyncIterator[ClaimsClient]:
     client = KubeClient.from_environment(str(kube.kubeconfig_path))
-    yield ClaimsClient(client.api_client, NAMESPACE)
+    yield ClaimsClient(client, NAMESPACE)
     await client.close()
 
 

@@ -7,19 +7,12 @@ Updates and deletes carry the resourceVersion they were decided on (409 if it mo
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
-
-import urllib3
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+from collections.abc import Mapping
+from typing import Any
 
 from ..api import claim
 from ..api.crd import GROUP, VERSION
-
-T = TypeVar("T")
+from .kube import MERGE_PATCH, KubeClient, KubeError, custom_path
 
 
 class ClaimError(Exception):
@@ -31,12 +24,9 @@ class ClaimConflictError(ClaimError):
 
 
 class ClaimsClient:
-    def __init__(
-        self, api_client: client.ApiClient, namespace: str, *, request_timeout: float = 30.0
-    ) -> None:
-        self._api = client.CustomObjectsApi(api_client)
+    def __init__(self, kube: KubeClient, namespace: str) -> None:
+        self._kube = kube
         self.namespace = namespace
-        self._timeout = request_timeout
 
     async def create(
         self, name: str, spec: Mapping[str, Any], labels: Mapping[str, str]
@@ -48,34 +38,12 @@ class ClaimsClient:
             "metadata": {"name": name, "namespace": self.namespace, "labels": dict(labels)},
             "spec": dict(spec),
         }
-        return await self._run(
-            "create",
-            name,
-            functools.partial(
-                self._api.create_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                claim.PLURAL,
-                body,
-            ),
-        )
+        return await self._run("create", name, "POST", self._path(), body=body)
 
     async def get(self, name: str) -> dict[str, Any] | None:
         """The claim, or None when there is none."""
         try:
-            return await self._run(
-                "get",
-                name,
-                functools.partial(
-                    self._api.get_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    claim.PLURAL,
-                    name,
-                ),
-            )
+            return await self._run("get", name, "GET", self._path(name))
         except _NotFoundError:
             return None
 
@@ -84,74 +52,50 @@ class ClaimsClient:
     ) -> dict[str, Any]:
         """Replace a claim's spec, if it is still at `resource_version` (else 409)."""
         body = {"metadata": {"resourceVersion": resource_version}, "spec": dict(spec)}
-        return await self._run(
-            "update",
-            name,
-            functools.partial(
-                self._api.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                claim.PLURAL,
-                name,
-                body,
-            ),
-        )
+        return await self._run("update", name, "PATCH", self._path(name), body=body, patch=True)
 
     async def delete(self, name: str, resource_version: str | None = None) -> None:
         """Delete a claim (if still at `resource_version`); one already gone is fine."""
-        preconditions = (
-            client.V1Preconditions(resource_version=resource_version) if resource_version else None
-        )
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if resource_version:
+            body["preconditions"] = {"resourceVersion": resource_version}
         try:
-            await self._run(
-                "delete",
-                name,
-                functools.partial(
-                    self._api.delete_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    claim.PLURAL,
-                    name,
-                    body=client.V1DeleteOptions(preconditions=preconditions),
-                ),
-            )
+            await self._run("delete", name, "DELETE", self._path(name), body=body)
         except _NotFoundError:
             return
 
     async def list(self, label_selector: str) -> list[dict[str, Any]]:
         """Claims matching a label selector."""
         result = await self._run(
-            "list",
-            label_selector,
-            functools.partial(
-                self._api.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                claim.PLURAL,
-                label_selector=label_selector,
-            ),
+            "list", label_selector, "GET", self._path(), query={"labelSelector": label_selector}
         )
         return list(result.get("items") or [])
 
-    async def _run(self, verb: str, name: str, call: Callable[..., T]) -> T:
-        def run() -> T:
-            try:
-                return call(_request_timeout=self._timeout)
-            except ApiException as exc:
-                raise self._translated(verb, name, exc) from None
-            except urllib3.exceptions.HTTPError as exc:
-                raise ClaimError(
-                    f"cannot {verb} {claim.PLURAL} {self.namespace}/{name}: "
-                    f"Kubernetes API unreachable ({type(exc).__name__})"
-                ) from None
+    def _path(self, name: str | None = None) -> str:
+        return custom_path(GROUP, VERSION, claim.PLURAL, self.namespace, name)
 
-        return await asyncio.to_thread(run)
+    async def _run(
+        self,
+        verb: str,
+        name: str,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        patch: bool = False,
+    ) -> dict[str, Any]:
+        try:
+            return await self._kube.request(
+                method, path, query=query, body=body, content_type=MERGE_PATCH if patch else None
+            )
+        except KubeError as exc:
+            raise self._translated(verb, name, exc) from None
 
-    def _translated(self, verb: str, name: str, exc: ApiException) -> ClaimError:
+    def _translated(self, verb: str, name: str, exc: KubeError) -> ClaimError:
         where = f"{claim.PLURAL} {self.namespace}/{name}"
+        if exc.status is None:
+            return ClaimError(f"cannot {verb} {where}: Kubernetes API unreachable ({exc})")
         if exc.status == 404 and verb in ("get", "delete"):
             return _NotFoundError(where)
         if exc.status == 409:
@@ -164,7 +108,7 @@ class ClaimsClient:
             )
         elif exc.status == 404:
             hint = f": is the {claim.CRD_NAME} CRD installed?"
-        return ClaimError(f"cannot {verb} {where}: {exc.status} {exc.reason}{hint}")
+        return ClaimError(f"cannot {verb} {where}: {exc.status} {exc}{hint}")
 
 
 class _NotFoundError(ClaimError):

@@ -3,13 +3,10 @@ owner calls it, services/owner.py); kopf itself never writes status for this ope
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from ..api import crd
+from .kube import MERGE_PATCH, KubeClient, KubeError, custom_path
 
 
 class StatusWriteError(Exception):
@@ -17,29 +14,21 @@ class StatusWriteError(Exception):
 
 
 class GlobalEnvironmentStatusWriter:
-    def __init__(self, api_client: client.ApiClient) -> None:
-        self._api = client.CustomObjectsApi(api_client)
+    def __init__(self, kube: KubeClient) -> None:
+        self._kube = kube
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> str | None:
         """Merge-patch the status; returns the resourceVersion the write produced."""
+        path = custom_path(crd.GROUP, crd.VERSION, crd.PLURAL, namespace, name) + "/status"
         try:
-            written = await asyncio.to_thread(
-                self._api.patch_namespaced_custom_object_status,
-                crd.GROUP,
-                crd.VERSION,
-                namespace,
-                crd.PLURAL,
-                name,
-                {"status": status},
+            written = await self._kube.request(
+                "PATCH", path, body={"status": status}, content_type=MERGE_PATCH
             )
-        except ApiException as exc:
+        except KubeError as exc:
+            where = f"{exc.status} " if exc.status else ""
             raise StatusWriteError(
-                f"cannot write status of {namespace}/{name}: {exc.status} {exc.reason}"
+                f"cannot write status of {namespace}/{name}: {where}{exc}"
             ) from None
-        except Exception as exc:  # connection errors of urllib3 and the like
-            raise StatusWriteError(
-                f"cannot write status of {namespace}/{name}: {type(exc).__name__}: {exc}"
-            ) from None
-        metadata = written.get("metadata") if isinstance(written, dict) else None
+        metadata = written.get("metadata")
         version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
         return str(version) if version is not None else None

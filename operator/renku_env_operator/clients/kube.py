@@ -1,8 +1,11 @@
-"""An async facade over the official (synchronous) `kubernetes` client, for the smoke tests.
+"""An async facade over the official (synchronous) `kubernetes` client.
 
-Every call runs in a worker thread (`asyncio.to_thread`) and returns plain dicts, as the API
-serves them (camelCase keys). The client's exceptions never leave this module: they become
-`KubeError` and its subclasses. Nothing else in the operator imports `kubernetes`.
+Only the client's configuration loading, authentication and connection pool are used: every
+request is built here (`KubeClient.request`) and answered as the API serves it, in plain dicts
+(camelCase keys). The generated API classes and models are never imported: building them
+costs over 20 MiB (kubernetes 37's pydantic models), and a dict is what the callers want.
+Every call runs in a worker thread (`asyncio.to_thread`). The client's exceptions never leave
+this module: they become `KubeError` and its subclasses.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ..api import rules
 
 T = TypeVar("T")
 MAX_PROXY_BODY = 2000
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class KubeError(Exception):
@@ -86,7 +90,6 @@ class KubeClient:
 
     def __init__(self, api_client: client.ApiClient, *, request_timeout: float = 30.0) -> None:
         self._api = api_client
-        self._core = client.CoreV1Api(api_client)
         self._timeout = request_timeout
 
     @classmethod
@@ -111,37 +114,32 @@ class KubeClient:
             raise KubeError(f"no usable Kubernetes configuration: {exc}") from exc
         return cls(client.ApiClient(configuration), request_timeout=request_timeout)
 
-    @property
-    def api_client(self) -> client.ApiClient:
-        """The official client's connection, for the few calls outside this facade."""
-        return self._api
-
     async def close(self) -> None:
         """Release the connection pool."""
         await asyncio.to_thread(self._api.close)
 
     async def create_pod(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Create a pod; KubeConflictError when the name is taken."""
-        return await self._call(self._core.create_namespaced_pod, namespace, dict(body))
+        return await self.request("POST", _pods(namespace), body=dict(body))
 
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The pod, or None when it does not exist."""
         try:
-            return await self._call(self._core.read_namespaced_pod, name, namespace)
+            return await self.request("GET", _pods(namespace, name))
         except KubeNotFoundError:
             return None
 
     async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         """Pods matching a label selector (`a=b,!c`)."""
-        result = await self._call(
-            self._core.list_namespaced_pod, namespace, label_selector=label_selector
+        result = await self.request(
+            "GET", _pods(namespace), query={"labelSelector": label_selector}
         )
         return list(result.get("items") or [])
 
     async def delete_pod(self, namespace: str, name: str) -> None:
         """Delete a pod; one that is already gone is fine."""
         try:
-            await self._call(self._core.delete_namespaced_pod, name, namespace)
+            await self.request("DELETE", _pods(namespace, name))
         except KubeNotFoundError:
             return
 
@@ -159,8 +157,9 @@ class KubeClient:
             metadata["labels"] = dict(labels)
         if annotations:
             metadata["annotations"] = dict(annotations)
-        patch = self._core.patch_namespaced_pod
-        return await self._call(patch, name, namespace, {"metadata": metadata})
+        return await self.request(
+            "PATCH", _pods(namespace, name), body={"metadata": metadata}, content_type=MERGE_PATCH
+        )
 
     async def stop_pod(self, namespace: str, name: str) -> dict[str, Any]:
         """Stop a pod's containers now, keeping the pod object (and its logs) for `kubectl logs`.
@@ -168,8 +167,10 @@ class KubeClient:
         activeDeadlineSeconds may only be lowered on a running pod; at 1 the kubelet kills the
         containers and the pod ends Failed (DeadlineExceeded), with restartPolicy Always too.
         """
-        patch = self._core.patch_namespaced_pod
-        return await self._call(patch, name, namespace, {"spec": {"activeDeadlineSeconds": 1}})
+        body = {"spec": {"activeDeadlineSeconds": 1}}
+        return await self.request(
+            "PATCH", _pods(namespace, name), body=body, content_type=MERGE_PATCH
+        )
 
     async def read_pod_log(
         self,
@@ -185,24 +186,22 @@ class KubeClient:
         KubeError with status 400 when there is no such log yet (container still waiting).
         """
 
-        def read() -> str:
-            kwargs: dict[str, Any] = {"tail_lines": tail_lines, "previous": previous}
-            if container is not None:
-                kwargs["container"] = container
-            # Raw bytes: the generated client would try to parse a JSON-looking log.
-            response = self._core.read_namespaced_pod_log(
-                name, namespace, _preload_content=False, _request_timeout=self._timeout, **kwargs
-            )
-            return bytes(response.data).decode("utf-8", errors="replace")
-
-        return await self._run(read)
+        query: dict[str, str] = {"tailLines": str(tail_lines), "previous": str(previous).lower()}
+        if container is not None:
+            query["container"] = container
+        # Text, never parsed: a log line may look like JSON.
+        path = _pods(namespace, name) + "/log"
+        data = await self._run(
+            functools.partial(self._send, "GET", path, query, None, None, accept="*/*")
+        )
+        return data.decode("utf-8", errors="replace")
 
     async def list_events_for(self, namespace: str, name: str) -> list[dict[str, Any]]:
         """Events about the object named `name`, oldest first."""
-        result = await self._call(
-            self._core.list_namespaced_event,
-            namespace,
-            field_selector=f"involvedObject.name={name}",
+        result = await self.request(
+            "GET",
+            f"/api/v1/namespaces/{quote(namespace, safe='')}/events",
+            query={"fieldSelector": f"involvedObject.name={name}"},
         )
         events = list(result.get("items") or [])
         return sorted(events, key=_event_time)
@@ -246,7 +245,8 @@ class KubeClient:
 
     async def get_secret_data(self, namespace: str, name: str) -> dict[str, str]:
         """A Secret's data, decoded (values that are not UTF-8 are refused)."""
-        secret = await self._call(self._core.read_namespaced_secret, name, namespace)
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets/{quote(name, safe='')}"
+        secret = await self.request("GET", path)
         try:
             return {
                 key: base64.b64decode(value).decode("utf-8")
@@ -257,7 +257,7 @@ class KubeClient:
 
     async def list_node_architectures(self) -> set[str]:
         """CPU architectures of the cluster's nodes (e.g. amd64, arm64)."""
-        result = await self._call(self._core.list_node)
+        result = await self.request("GET", "/api/v1/nodes")
         architectures = set()
         for node in result.get("items") or []:
             arch = (node.get("status") or {}).get("nodeInfo", {}).get("architecture") or (
@@ -278,24 +278,12 @@ class KubeClient:
     ) -> None:
         """List at most one object of a custom resource: KubeNotFoundError when the CRD is not
         installed, KubeForbiddenError without permission, KubeError when unreachable."""
-        api = client.CustomObjectsApi(self._api)
-
-        def call() -> None:
-            if namespace is None:
-                api.list_cluster_custom_object(
-                    group, version, plural, limit=1, _request_timeout=request_timeout
-                )
-            else:
-                api.list_namespaced_custom_object(
-                    group, version, namespace, plural, limit=1, _request_timeout=request_timeout
-                )
-
-        await self._run(call)
+        path = custom_path(group, version, plural, namespace)
+        await self.request("GET", path, query={"limit": "1"}, request_timeout=request_timeout)
 
     async def may(self, verb: str, group: str, plural: str, namespace: str | None) -> bool | None:
         """Whether this client may `verb` the resource (a SelfSubjectAccessReview, which every
         authenticated user may create); None when the server cannot tell."""
-        api = client.AuthorizationV1Api(self._api)
         attributes = {"verb": verb, "group": group, "resource": plural}
         if namespace is not None:
             attributes["namespace"] = namespace
@@ -305,7 +293,9 @@ class KubeClient:
             "spec": {"resourceAttributes": attributes},
         }
         try:
-            review = await self._call(api.create_self_subject_access_review, body)
+            review = await self.request(
+                "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body
+            )
         except Exception:  # no answer, or one the client cannot read: cannot tell, go on
             return None
         allowed = (review.get("status") or {}).get("allowed")
@@ -316,14 +306,58 @@ class KubeClient:
         """The API server's address, for messages."""
         return str(self._api.configuration.host)
 
-    async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Run a generated client method; its model comes back as a plain dict."""
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        request_timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """One API request, JSON in and out; KubeError (or a subclass) for an error answer."""
+        call = functools.partial(
+            self._send, method, path, query, body, content_type, request_timeout
+        )
+        data = await self._run(call)
+        try:
+            answer = json.loads(data) if data else {}
+        except ValueError as exc:
+            raise KubeError(f"Kubernetes API: {method} {path} answered no JSON") from exc
+        if not isinstance(answer, dict):
+            raise KubeError(f"Kubernetes API: {method} {path} answered no JSON object")
+        return answer
 
-        def call() -> dict[str, Any]:
-            result = method(*args, _request_timeout=self._timeout, **kwargs)
-            return dict(self._api.sanitize_for_serialization(result) or {})
-
-        return await self._run(call)
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        body: Any,
+        content_type: str | None,
+        timeout: float | None = None,
+        accept: str = "application/json",
+    ) -> bytes:
+        """The request, in this (worker) thread: the answer's body, or KubeError."""
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        method, url, headers, body, _ = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query.items()) if query else None,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(
+            method, url, header_params=headers, body=body, _request_timeout=timeout or self._timeout
+        )
+        data = bytes(response.read() or b"")
+        if not 200 <= response.status < 300:
+            raise _from_answer(int(response.status), response.reason, data)
+        return data
 
     async def _run(self, function: Callable[[], T]) -> T:
         return await asyncio.to_thread(functools.partial(_translated, function))
@@ -340,21 +374,26 @@ def _translated(function: Callable[[], T]) -> T:
 
 
 def _from_api_exception(exc: ApiException) -> KubeError:
-    status = int(exc.status) if exc.status else None
-    message, reason = _status_message(exc)
-    text = f"Kubernetes API: {message or exc.reason or 'request failed'}"
+    body = exc.body.encode() if isinstance(exc.body, str) else (exc.body or b"")
+    return _from_answer(int(exc.status) if exc.status else None, exc.reason, body)
+
+
+def _from_answer(status: int | None, reason: str | None, body: bytes) -> KubeError:
+    """The error for an answer with this status and body (the API server's Status, mostly)."""
+    message, status_reason = _status_message(body)
+    text = f"Kubernetes API: {message or reason or 'request failed'}"
     if status == 404:
-        return KubeNotFoundError(text, status=status, reason=reason)
+        return KubeNotFoundError(text, status=status, reason=status_reason)
     if status in (401, 403):
-        return KubeForbiddenError(text, status=status, reason=reason)
+        return KubeForbiddenError(text, status=status, reason=status_reason)
     if status == 409:
-        return KubeConflictError(text, status=status, reason=reason)
-    return KubeError(text, status=status, reason=reason)
+        return KubeConflictError(text, status=status, reason=status_reason)
+    return KubeError(text, status=status or None, reason=status_reason)
 
 
-def _status_message(exc: ApiException) -> tuple[str | None, str | None]:
+def _status_message(raw: bytes) -> tuple[str | None, str | None]:
     """The message and reason of the API server's Status body, when there is one."""
-    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+    body = raw.decode("utf-8", "replace")
     try:
         document = json.loads(body) if body else None
     except ValueError:
@@ -362,6 +401,22 @@ def _status_message(exc: ApiException) -> tuple[str | None, str | None]:
     if not isinstance(document, dict):
         return None, None
     return document.get("message"), document.get("reason")
+
+
+def _pods(namespace: str, name: str | None = None) -> str:
+    path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods"
+    return f"{path}/{quote(name, safe='')}" if name else path
+
+
+def custom_path(
+    group: str, version: str, plural: str, namespace: str | None, name: str | None = None
+) -> str:
+    """The path of a custom resource's collection (or of one object in it)."""
+    path = f"/apis/{group}/{version}"
+    if namespace is not None:
+        path += f"/namespaces/{quote(namespace, safe='')}"
+    path += f"/{plural}"
+    return f"{path}/{quote(name, safe='')}" if name else path
 
 
 def _event_time(event: Mapping[str, Any]) -> str:

@@ -134,7 +134,7 @@ async def build_publisher(
     )
     closers.append(renku.aclose)
     # Ownership records live in the operator's own namespace, which only the operator writes.
-    ownership = Ownership(ClaimsClient(kube.api_client, config.operator_namespace), objects)
+    ownership = Ownership(ClaimsClient(kube, config.operator_namespace), objects)
     try:
         # At the first start the era marker is created: only objects older than it may have
         # a status.renkuId without a record migrated (README: Ownership).
@@ -201,7 +201,7 @@ async def build_context(config: Settings) -> OperatorContext:
     owners = Owners(
         config,
         reconciler,
-        GlobalEnvironmentStatusWriter(kube.api_client),
+        GlobalEnvironmentStatusWriter(kube),
         post_event,
         finalizer=FINALIZER,
         cancel_smoke=smoke.cancel,
