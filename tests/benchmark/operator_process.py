@@ -9,11 +9,13 @@ the top allocation sites to that file (slow: a profiling run only).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
 import sys
 import tracemalloc
+from collections import Counter
 from types import FrameType
 
 from renku_env_operator.config import Settings
@@ -26,20 +28,49 @@ def _dump_allocations(path: str) -> None:
         snapshot = tracemalloc.take_snapshot().filter_traces(
             [tracemalloc.Filter(False, tracemalloc.__file__)]
         )
-        stats = snapshot.statistics("lineno")
+        stats = snapshot.statistics(
+            "traceback" if tracemalloc.get_traceback_limit() > 1 else "lineno"
+        )
         total = sum(stat.size for stat in stats)
         with open(path, "a") as out:
             out.write(f"--- traced {total / 2**20:.1f} MiB in {len(stats)} sites\n")
             for stat in stats[:30]:
-                out.write(f"{stat.size / 2**20:8.2f} MiB {stat.count:8d} {stat.traceback}\n")
+                where = " <- ".join(
+                    f"{f.filename.split('/')[-1]}:{f.lineno}" for f in stat.traceback
+                )
+                out.write(f"{stat.size / 2**20:8.2f} MiB {stat.count:8d} {where}\n")
 
     signal.signal(signal.SIGUSR1, dump)
 
 
+def _dump_census(path: str) -> None:
+    """SIGUSR2 writes what the live objects are, by type (cheap until asked: no tracing)."""
+
+    def dump(_signum: int, _frame: FrameType | None) -> None:
+        gc.collect()
+        counts: Counter[str] = Counter()
+        sizes: Counter[str] = Counter()
+        for item in gc.get_objects():
+            name = type(item).__qualname__
+            counts[name] += 1
+            sizes[name] += sys.getsizeof(item)
+        total = sum(sizes.values())
+        with open(path, "a") as out:
+            out.write(f"--- {sum(counts.values())} gc-tracked objects, {total / 2**20:.1f} MiB\n")
+            for name, size in sizes.most_common(40):
+                out.write(f"{size / 2**20:8.2f} MiB {counts[name]:9d} {name}\n")
+            packages = Counter(name.split(".")[0] for name in sys.modules)
+            out.write(f"modules by package: {dict(packages.most_common(25))}\n")
+
+    signal.signal(signal.SIGUSR2, dump)
+
+
 def main() -> None:
     values = json.loads(sys.argv[1])
+    if census := os.environ.get("BENCH_CENSUS"):
+        _dump_census(census)
     if trace := os.environ.get("BENCH_TRACEMALLOC"):
-        tracemalloc.start(1)
+        tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_DEPTH", "1")))
         _dump_allocations(trace)
     run_operator(Settings(**values), tune=configure_for_emulator)
 

@@ -145,6 +145,8 @@ class Bench:
         )
         kubeconfig = write_kubeconfig(self.tmp / "kubeconfig", self.api)
         env = _child_env(kubeconfig)
+        if self.options.profile_dir:
+            env["BENCH_CENSUS"] = str(self.options.profile_dir / "operator-census.txt")
         if self.options.tracemalloc and self.options.profile_dir:
             env["BENCH_TRACEMALLOC"] = str(self.options.profile_dir / "operator-tracemalloc.txt")
         process = await asyncio.create_subprocess_exec(
@@ -181,6 +183,11 @@ class Bench:
     def client(self) -> aiohttp.ClientSession:
         assert self.session is not None
         return self.session
+
+    def census(self) -> None:
+        """With --profile: the operator writes its live objects by type (operator-census.txt)."""
+        if self.options.profile_dir and self.operator is not None:
+            self.operator.process.send_signal(signal.SIGUSR2)
 
     async def stats(self) -> dict[str, Any]:
         settle = {"settle": str(self.options.settle_seconds)}
@@ -286,6 +293,7 @@ class Bench:
                 f" / {self.emulator.cpu_seconds() - cpu[1]:.1f}"
             ),
         }
+        self.census()
 
     async def phase_steady(self) -> None:
         opts = self.options
@@ -350,6 +358,7 @@ class Bench:
                 (self.operator.cpu_seconds() - cpu) / elapsed * 100, 1
             ),
         }
+        self.census()
 
     async def phase_edit_smoke(self) -> None:
         """The same edit on an object whose smoke test is on (the kubelet passes it)."""
