@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     stays blocked with a condition saying how to release it."""
     retry_backoff_seconds: float = Field(default=15.0, gt=0)
     """Delay before a failed reconcile is retried."""
+    max_concurrent_reconciles: int = Field(default=32, ge=1)
+    """Reconcile passes at once (across all objects); the others wait their turn. Bounds the
+    operator's memory and its load on Renku and the API server when many objects need work at
+    once (a start with 1,000 objects, the end of a Renku outage). Retiring never waits."""
 
     # --- Smoke tests ---
     smoke_namespace: str | None = None

@@ -43,6 +43,17 @@ def _dump_allocations(path: str) -> None:
     signal.signal(signal.SIGUSR1, dump)
 
 
+def _describe(holder: object) -> str:
+    """A referrer, by type; an instance's __dict__ by its owner's type when it can be told."""
+    if isinstance(holder, dict):
+        owners = [o for o in gc.get_referrers(holder) if getattr(o, "__dict__", None) is holder]
+        if owners:
+            return f"{type(owners[0]).__qualname__}.__dict__"
+    if type(holder).__name__ == "coroutine":
+        return f"coroutine {getattr(holder, '__qualname__', '?')}"
+    return type(holder).__qualname__
+
+
 def _dump_census(path: str) -> None:
     """SIGUSR2 writes what the live objects are, by type (cheap until asked: no tracing)."""
 
@@ -59,6 +70,14 @@ def _dump_census(path: str) -> None:
             out.write(f"--- {sum(counts.values())} gc-tracked objects, {total / 2**20:.1f} MiB\n")
             for name, size in sizes.most_common(40):
                 out.write(f"{size / 2**20:8.2f} MiB {counts[name]:9d} {name}\n")
+            for name in (n for n, _ in counts.most_common(12)):
+                sample = [o for o in gc.get_objects() if type(o).__qualname__ == name][-200:]
+                holders: Counter[str] = Counter()
+                for item in sample:
+                    for holder in gc.get_referrers(item):
+                        if holder is not sample and not isinstance(holder, FrameType):
+                            holders[_describe(holder)] += 1
+                out.write(f"  {name} held by: {dict(holders.most_common(6))}\n")
             packages = Counter(name.split(".")[0] for name in sys.modules)
             out.write(f"modules by package: {dict(packages.most_common(25))}\n")
 

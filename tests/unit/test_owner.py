@@ -3,17 +3,20 @@ what it writes and when, and that no error escapes it."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
 import pytest
 
+from renku_env_operator.api.status import GlobalEnvironmentStatus
 from renku_env_operator.clients.claims import ClaimsClient
 from renku_env_operator.clients.globalenvironments import StatusWriteError
 from renku_env_operator.config import Settings
 from renku_env_operator.services.objects import Objects
 from renku_env_operator.services.owner import Owners
 from renku_env_operator.services.reconciler import Reconciler
+from renku_env_operator.services.work import Outcome
 from tests.support.memory_renku import MemoryRenku, publisher_for
 
 FINALIZER = "globalenvironments.renku.io/finalizer"
@@ -298,3 +301,49 @@ async def test_a_failing_retire_whose_status_cannot_be_written_is_still_bounded(
     assert last is not None
     assert [r for _, r, _ in posted][-2:] == ["Deleting", "DeletionBlocked"]
     assert "attempt 2 of 2" in message
+
+
+class GatedReconciler:
+    """A reconciler whose passes wait until the test lets each one finish."""
+
+    def __init__(self) -> None:
+        self.entered: list[str] = []
+        self.arrived = asyncio.Event()
+        self.gates: dict[str, asyncio.Event] = {}
+
+    async def reconcile(self, ref: Any, spec: Any, status: Any, state: Any) -> Outcome:
+        self.entered.append(ref.uid)
+        self.arrived.set()
+        await self.gates.setdefault(ref.uid, asyncio.Event()).wait()
+        return Outcome(status=GlobalEnvironmentStatus())
+
+    async def until_entered(self, count: int) -> None:
+        while len(self.entered) < count:
+            self.arrived.clear()
+            await self.arrived.wait()
+
+
+async def test_passes_beyond_the_concurrency_limit_wait_their_turn(
+    server: Server, posted: Posted
+) -> None:
+    config = Settings(image_checks=False, max_concurrent_reconciles=2)
+    reconciler = GatedReconciler()
+    owners = Owners(
+        config,
+        reconciler,  # type: ignore[arg-type]
+        server,
+        lambda *_: None,
+        finalizer=FINALIZER,
+    )
+    uids = [f"uid-{n}" for n in range(5)]
+    passes = [asyncio.create_task(owners.look(body({}, 1, uid=uid))) for uid in uids]
+    await reconciler.until_entered(2)
+    for _ in range(20):  # every runnable pass gets its turn on the loop: none may enter
+        await asyncio.sleep(0)
+    assert reconciler.entered == uids[:2]
+    for done, uid in enumerate(uids, start=1):
+        reconciler.gates.setdefault(uid, asyncio.Event()).set()
+        await reconciler.until_entered(min(done + 2, len(uids)))
+        assert len(reconciler.entered) == min(done + 2, len(uids))
+    await asyncio.gather(*passes)
+    assert sorted(reconciler.entered) == uids

@@ -98,6 +98,7 @@ class Owners:
         self._post = post_event
         self._finalizer = finalizer
         self._cancel_smoke = cancel_smoke
+        self._slots = asyncio.Semaphore(settings.max_concurrent_reconciles)
 
     # -- what the handlers call --------------------------------------------------------------
 
@@ -136,7 +137,7 @@ class Owners:
         """One pass (after any other work on the object); returns when to look again."""
         state = self.objects.get(ref_of(body).uid)
         state.view = body
-        async with state.lock:
+        async with state.lock, self._slots:
             return await self._pass(state, body)
 
     async def retire(self, body: Mapping[str, Any], attempt: int) -> tuple[float | None, str]:
