@@ -7,6 +7,7 @@ import base64
 
 import pytest
 
+from renku_env_operator.clients.claims import ClaimError, ClaimsClient
 from renku_env_operator.clients.globalenvironments import (
     GlobalEnvironmentStatusWriter,
     StatusWriteError,
@@ -153,6 +154,11 @@ async def test_unreachable() -> None:
     assert info.value.status is None
     with pytest.raises(KubeError):
         await k.proxy_get("ns", "x", 1, "/")
+    # What the owner and the ownership records report: which object, and that nothing answered.
+    with pytest.raises(ClaimError, match=r"cannot get .* renku/env-x: Kubernetes API unreachable"):
+        await ClaimsClient(k, "renku").get("env-x")
+    with pytest.raises(StatusWriteError, match=r"of ns/g1: Kubernetes API unreachable"):
+        await GlobalEnvironmentStatusWriter(k).patch_status("ns", "g1", {})
 
 
 async def test_status_writer_merges_status_and_names_the_object_it_could_not_write(

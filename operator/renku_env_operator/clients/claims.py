@@ -95,7 +95,7 @@ class ClaimsClient:
     def _translated(self, verb: str, name: str, exc: KubeError) -> ClaimError:
         where = f"{claim.PLURAL} {self.namespace}/{name}"
         if exc.status is None:
-            return ClaimError(f"cannot {verb} {where}: Kubernetes API unreachable ({exc})")
+            return ClaimError(f"cannot {verb} {where}: {exc}")  # unreachable, says how
         if exc.status == 404 and verb in ("get", "delete"):
             return _NotFoundError(where)
         if exc.status == 409:
