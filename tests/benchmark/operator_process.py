@@ -43,15 +43,26 @@ def _dump_allocations(path: str) -> None:
     signal.signal(signal.SIGUSR1, dump)
 
 
-def _describe(holder: object) -> str:
-    """A referrer, by type; an instance's __dict__ by its owner's type when it can be told."""
-    if isinstance(holder, dict):
-        owners = [o for o in gc.get_referrers(holder) if getattr(o, "__dict__", None) is holder]
-        if owners:
-            return f"{type(owners[0]).__qualname__}.__dict__"
-    if type(holder).__name__ == "coroutine":
-        return f"coroutine {getattr(holder, '__qualname__', '?')}"
-    return type(holder).__qualname__
+def _holders(sample: list[object]) -> Counter[str]:
+    """What holds the sampled objects, by type; an instance's __dict__ by its owner's type.
+    Two scans of the heap in all (gc.get_referrers walks every object per call)."""
+    found = [h for h in gc.get_referrers(*sample) if h is not sample]
+    found = [h for h in found if not isinstance(h, FrameType)]
+    dicts = {id(h): h for h in found if isinstance(h, dict)}
+    owners = {
+        id(d): type(o).__qualname__
+        for o in gc.get_referrers(*dicts.values())
+        if (d := getattr(o, "__dict__", None)) is not None and id(d) in dicts
+    }
+    holders: Counter[str] = Counter()
+    for holder in found:
+        if id(holder) in owners:
+            holders[f"{owners[id(holder)]}.__dict__"] += 1
+        elif type(holder).__name__ == "coroutine":
+            holders[f"coroutine {getattr(holder, '__qualname__', '?')}"] += 1
+        else:
+            holders[type(holder).__qualname__] += 1
+    return holders
 
 
 def _dump_census(path: str) -> None:
@@ -72,12 +83,7 @@ def _dump_census(path: str) -> None:
                 out.write(f"{size / 2**20:8.2f} MiB {counts[name]:9d} {name}\n")
             for name in (n for n, _ in counts.most_common(12)):
                 sample = [o for o in gc.get_objects() if type(o).__qualname__ == name][-200:]
-                holders: Counter[str] = Counter()
-                for item in sample:
-                    for holder in gc.get_referrers(item):
-                        if holder is not sample and not isinstance(holder, FrameType):
-                            holders[_describe(holder)] += 1
-                out.write(f"  {name} held by: {dict(holders.most_common(6))}\n")
+                out.write(f"  {name} held by: {dict(_holders(sample).most_common(6))}\n")
             packages = Counter(name.split(".")[0] for name in sys.modules)
             out.write(f"modules by package: {dict(packages.most_common(25))}\n")
 
