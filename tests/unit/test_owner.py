@@ -310,6 +310,7 @@ class GatedReconciler:
         self.entered: list[str] = []
         self.arrived = asyncio.Event()
         self.gates: dict[str, asyncio.Event] = {}
+        self.retired: list[str] = []
 
     async def reconcile(self, ref: Any, spec: Any, status: Any, state: Any) -> Outcome:
         self.entered.append(ref.uid)
@@ -317,24 +318,36 @@ class GatedReconciler:
         await self.gates.setdefault(ref.uid, asyncio.Event()).wait()
         return Outcome(status=GlobalEnvironmentStatus())
 
+    async def retire(self, ref: Any, spec: Any, status: Any, state: Any, attempt: int) -> Outcome:
+        self.retired.append(ref.uid)
+        return Outcome(status=GlobalEnvironmentStatus())
+
     async def until_entered(self, count: int) -> None:
         while len(self.entered) < count:
             self.arrived.clear()
             await self.arrived.wait()
 
+    def let_through(self, *uids: str) -> None:
+        for uid in uids:
+            self.gates.setdefault(uid, asyncio.Event()).set()
 
-async def test_passes_beyond_the_concurrency_limit_wait_their_turn(
-    server: Server, posted: Posted
-) -> None:
-    config = Settings(image_checks=False, max_concurrent_reconciles=2)
-    reconciler = GatedReconciler()
-    owners = Owners(
+
+def gated_owners(server: Server, reconciler: GatedReconciler, **settings: Any) -> Owners:
+    config = Settings(image_checks=False, **settings)
+    return Owners(
         config,
         reconciler,  # type: ignore[arg-type]
         server,
         lambda *_: None,
         finalizer=FINALIZER,
     )
+
+
+async def test_passes_beyond_the_concurrency_limit_wait_their_turn(
+    server: Server, posted: Posted
+) -> None:
+    reconciler = GatedReconciler()
+    owners = gated_owners(server, reconciler, max_concurrent_reconciles=2)
     uids = [f"uid-{n}" for n in range(5)]
     passes = [asyncio.create_task(owners.look(body({}, 1, uid=uid))) for uid in uids]
     await reconciler.until_entered(2)
@@ -347,3 +360,71 @@ async def test_passes_beyond_the_concurrency_limit_wait_their_turn(
         assert len(reconciler.entered) == min(done + 2, len(uids))
     await asyncio.gather(*passes)
     assert sorted(reconciler.entered) == uids
+
+
+async def test_retiring_never_waits_behind_passes_queued_for_a_slot(server: Server) -> None:
+    reconciler = GatedReconciler()
+    owners = gated_owners(server, reconciler, max_concurrent_reconciles=1)
+    busy = asyncio.create_task(owners.look(body({}, 1, uid="uid-0")))
+    await reconciler.until_entered(1)  # uid-0 holds the only slot
+    queued = asyncio.create_task(owners.look(body({}, 1, uid="uid-1")))
+    for _ in range(5):  # zero-time turns of the loop: the queued pass reaches its wait
+        await asyncio.sleep(0)
+    assert not queued.done()
+    retry_after, _ = await owners.retire(body({}, 1, uid="uid-1"), attempt=1)
+    assert (retry_after, reconciler.retired) == (None, ["uid-1"])
+    reconciler.let_through("uid-0", "uid-1")
+    await asyncio.gather(busy, queued)
+
+
+async def test_a_pass_that_waited_for_its_slot_skips_an_object_being_deleted(
+    server: Server,
+) -> None:
+    reconciler = GatedReconciler()
+    owners = gated_owners(server, reconciler, max_concurrent_reconciles=1)
+    busy = asyncio.create_task(owners.look(body({}, 1, uid="uid-0")))
+    await reconciler.until_entered(1)
+    live = body({}, 1, uid="uid-1")
+    queued = asyncio.create_task(owners.look(live))
+    live["metadata"]["deletionTimestamp"] = "2026-12-01T00:00:00Z"  # the live view moves on
+    reconciler.let_through("uid-0")
+    await asyncio.gather(busy, queued)
+    assert reconciler.entered == ["uid-0"]
+
+
+async def test_a_sleeping_owner_ends_on_the_stop_flag_without_being_cancelled(
+    server: Server,
+) -> None:
+    reconciler = GatedReconciler()
+    reconciler.let_through("uid-1")
+    owners = gated_owners(server, reconciler)
+    stop = asyncio.Event()
+    owner = asyncio.create_task(owners.own(body({}, 1), stop.is_set, stop.wait))
+    await reconciler.until_entered(1)  # it passed once, and sleeps until the periodic look
+    stop.set()
+    await owner  # returns on its own: kopf cancels (and warns) only an owner that does not
+    assert not owner.cancelled()
+    assert reconciler.entered == ["uid-1"]
+
+
+async def test_an_owner_ends_when_its_object_is_being_deleted(server: Server) -> None:
+    reconciler = GatedReconciler()
+    owners = gated_owners(server, reconciler)
+    stop = asyncio.Event()
+    deleting = body({}, 1)
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-01T00:00:00Z"
+    await owners.own(deleting, stop.is_set, stop.wait)
+    assert reconciler.entered == []  # the delete handler retires it, not the owner
+
+
+async def test_an_owner_looks_again_at_its_periodic_interval(server: Server) -> None:
+    reconciler = GatedReconciler()
+    reconciler.let_through("uid-1")
+    every = {"drift_interval_seconds": 0.05, "retry_backoff_seconds": 0.05}
+    every |= {"image_check_interval_seconds": 0.05, "smoke_poll_seconds": 0.05}
+    owners = gated_owners(server, reconciler, **every)
+    stop = asyncio.Event()
+    owner = asyncio.create_task(owners.own(body({}, 1), stop.is_set, stop.wait))
+    await reconciler.until_entered(3)  # no watch event: the timer woke it twice
+    stop.set()
+    await owner

@@ -56,9 +56,9 @@ class ClaimsClient:
 
     async def delete(self, name: str, resource_version: str | None = None) -> None:
         """Delete a claim (if still at `resource_version`); one already gone is fine."""
-        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
-        if resource_version:
-            body["preconditions"] = {"resourceVersion": resource_version}
+        body = (
+            {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+        )
         try:
             await self._run("delete", name, "DELETE", self._path(name), body=body)
         except _NotFoundError:

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import urllib3
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from kubernetes.client.exceptions import ApiException, OpenApiException
 from kubernetes.config.config_exception import ConfigException
 
 from ..api import rules
@@ -369,8 +369,10 @@ def _translated(function: Callable[[], T]) -> T:
         return function()
     except ApiException as exc:
         raise _from_api_exception(exc) from exc
-    except urllib3.exceptions.HTTPError as exc:
+    except (urllib3.exceptions.HTTPError, OSError) as exc:  # OSError: e.g. the token file
         raise KubeError(f"Kubernetes API unreachable: {exc}") from exc
+    except OpenApiException as exc:  # the client refused to build the request
+        raise KubeError(f"Kubernetes client: {exc}") from exc
 
 
 def _from_api_exception(exc: ApiException) -> KubeError:

@@ -63,7 +63,7 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
         context = _context(memo)
         if context.closing:
             return
-        await context.owners.own(body, stopped.is_set)
+        await context.owners.own(body, stopped.is_set, stopped.wait)
 
     @kopf.on.delete(*RESOURCE, id="retire", registry=registry)
     async def on_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:

@@ -115,29 +115,46 @@ class Owners:
         """The object no longer exists in the API server."""
         self.objects.forget(uid)
 
-    async def own(self, body: Mapping[str, Any], stopped: Callable[[], bool]) -> None:
-        """The owner's life while this process holds the object: until kopf stops it (it
-        raises the stop flag, then cancels the owner), or the object is being deleted."""
+    async def own(
+        self,
+        body: Mapping[str, Any],
+        stopped: Callable[[], bool],
+        until_stopped: Callable[[], Awaitable[object]],
+    ) -> None:
+        """The owner's life while this process holds the object: until kopf stops it (exit,
+        an HA handover) or the object is being deleted."""
         uid = ref_of(body).uid
         state = self.objects.get(uid)
         state.view = body
-        while not stopped():
-            state.wake.clear()
-            delay: float | None = None  # None: only a watch event wakes the owner
-            meta = body.get("metadata") or {}
-            if meta.get("deletionTimestamp"):
-                return  # the delete handler retires it, under the same lock
-            # Nothing is done before the API server holds the finalizer: a write to Renku must
-            # never happen for an object that could vanish without its clean-up.
-            if self._finalizer in (meta.get("finalizers") or ()):
-                delay = await self.look(body)
-            await _sleep(state.wake, delay)
+        # One waiter for the owner's whole life turns kopf's stop flag into a wake-up: a
+        # sleeping owner ends on the flag, and kopf cancels only an owner caught mid-pass.
+        waiter = asyncio.ensure_future(until_stopped())
+        waiter.add_done_callback(lambda _: state.wake.set())
+        try:
+            while not stopped():
+                state.wake.clear()
+                delay: float | None = None  # None: only a watch event wakes the owner
+                meta = body.get("metadata") or {}
+                if meta.get("deletionTimestamp"):
+                    return  # the delete handler retires it, under the same lock
+                # Nothing is done before the API server holds the finalizer: a write to Renku
+                # must never happen for an object that could vanish without its clean-up.
+                if self._finalizer in (meta.get("finalizers") or ()):
+                    delay = await self.look(body)
+                await _sleep(state.wake, delay)
+        finally:
+            waiter.cancel()
 
     async def look(self, body: Mapping[str, Any]) -> float:
-        """One pass (after any other work on the object); returns when to look again."""
+        """One pass (after any other work on the object); returns when to look again.
+
+        The slot comes before the lock: a pass waiting for its turn holds nothing, so that
+        retiring never waits behind the queue."""
         state = self.objects.get(ref_of(body).uid)
         state.view = body
-        async with state.lock, self._slots:
+        async with self._slots, state.lock:
+            if (body.get("metadata") or {}).get("deletionTimestamp"):
+                return periodic_interval(self.settings)  # deleted while it waited: retire's
             return await self._pass(state, body)
 
     async def retire(self, body: Mapping[str, Any], attempt: int) -> tuple[float | None, str]:
@@ -272,11 +289,10 @@ def _includes(view_version: object, written_version: str | None) -> bool:
 
 
 async def _sleep(wake: asyncio.Event, delay: float | None) -> None:
-    """Until woken or `delay` seconds passed (None: no time limit).
+    """Until woken (a watch event, the stop flag) or `delay` seconds passed (None: no limit).
 
     One future and one timer while asleep, no task of its own: a thousand sleeping owners cost
-    little. kopf stops an owner by cancelling it (right after raising its stop flag), which
-    ends this wait at once."""
+    little."""
     if wake.is_set():
         return
     timer = asyncio.get_running_loop().call_later(delay, wake.set) if delay is not None else None
