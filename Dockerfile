@@ -23,8 +23,10 @@ COPY operator ./operator
 #   synchronous kubernetes.client, and nothing imports kubernetes.aio;
 # - kubernetes' .py sources (33 MB of generated models and APIs, mostly docstrings): the package
 #   runs from its .pyc files alone (compiled next to the sources, the layout Python imports
-#   without them). kubernetes.client imports every model and API at start-up, so none of them
-#   can go; only their sources do (tracebacks inside the client show no source lines).
+#   without them). The operator never loads the generated APIs and models (clients/kube.py
+#   builds its requests; kubernetes.client loads them lazily), but the bytecode stays: kopf and
+#   kubernetes.config import from the package, and 11 MB is not worth a half-installed package.
+#   Tracebacks inside the client show no source lines.
 # Bytecode is compiled here, unchecked against sources: the runtime cannot write it, and copied
 # files need not keep their timestamps.
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
