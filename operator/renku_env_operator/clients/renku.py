@@ -87,7 +87,7 @@ def _unavailable(exc: httpx.TransportError, request: httpx.Request) -> RenkuUnav
     )
 
 
-def _verify(verify: str | bool) -> ssl.SSLContext | bool:
+def tls_verify(verify: str | bool) -> ssl.SSLContext | bool:
     # httpx 0.28 deprecates a CA bundle path for ``verify``: build the context ourselves.
     return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
@@ -117,7 +117,7 @@ class RenkuClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             auth=auth,
-            verify=_verify(verify),
+            verify=tls_verify(verify),
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json"},
@@ -231,7 +231,7 @@ class RenkuClient:
             response = await self._http.send(request, stream=True)
             status = str(response.status_code)
             try:
-                content = await _read_capped(response)
+                content = await read_capped(response)
             finally:
                 await response.aclose()
         except httpx.TransportError as exc:
@@ -250,26 +250,27 @@ class RenkuClient:
                 elapsed,
                 sorted(json) if isinstance(json, dict) else "-",
             )
-        return _result(method, response, content)
+        return parse_answer(method, response, content)
 
 
-async def _read_capped(response: httpx.Response) -> bytes:
-    """The body, refused past MAX_RESPONSE_BYTES: a broken proxy in front of Renku must not
-    be able to make the operator buffer an endless answer."""
+async def read_capped(response: httpx.Response, limit: int = MAX_RESPONSE_BYTES) -> bytes:
+    """The body, refused past `limit` bytes: a broken proxy in front of Renku must not be able
+    to make the operator buffer an endless answer."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
+        if size > limit:
+            shown = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit} bytes"
             raise RenkuError(
-                f"Renku's answer is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB: refused",
-                status=response.status_code,
+                f"Renku's answer is larger than {shown}: refused", status=response.status_code
             )
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _result(method: str, response: httpx.Response, content: bytes) -> Any:
+def parse_answer(method: str, response: httpx.Response, content: bytes) -> Any:
+    """The JSON of a successful answer (None when empty), else the error it stands for."""
     if response.is_success:
         if response.status_code == 204 or not content:
             return None

@@ -13,20 +13,15 @@ interval and asks again later. Bodies are bounded, every call has one deadline.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import ssl
 import time
 from typing import Any
 
 import httpx
 
 from renku_env_operator import metrics
-from renku_env_operator.clients.renku_errors import (
-    RenkuError,
-    RenkuUnavailableError,
-    error_from_response,
-)
+from renku_env_operator.clients.renku import parse_answer, read_capped, tls_verify
+from renku_env_operator.clients.renku_errors import RenkuError, RenkuUnavailableError
 from renku_env_operator.domain.renku_checks import PullAnswer, ResourcePool
 
 log = logging.getLogger(__name__)
@@ -35,10 +30,6 @@ MAX_BODY_BYTES = 1024 * 1024
 """Renku's answers are small; a pools list of a big deployment stays far below this."""
 IMAGES = "sessions/images"
 POOLS = "resource_pools"
-
-
-def _verify(verify: str | bool) -> ssl.SSLContext | bool:
-    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
 
 class RenkuLookups:
@@ -57,7 +48,7 @@ class RenkuLookups:
         # No client-wide auth: only the pools request gets the operator's credentials.
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
-            verify=_verify(verify),
+            verify=tls_verify(verify),
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json"},
@@ -116,7 +107,7 @@ class RenkuLookups:
                 )
                 try:
                     status = str(response.status_code)
-                    raw = await self._read(response)
+                    raw = await read_capped(response, self._max_body)
                 finally:
                     await response.aclose()
         except TimeoutError:
@@ -130,31 +121,7 @@ class RenkuLookups:
         finally:
             metrics.RENKU_LOOKUPS.labels(endpoint=path.replace("/", "_"), status=status).inc()
             log.debug("Renku GET /%s -> %s in %.3fs", path, status, time.perf_counter() - started)
-        try:
-            body = _json(raw)
-        except ValueError:
-            if response.is_success:
-                raise RenkuError(
-                    "Renku answered with a body that is not JSON", status=response.status_code
-                ) from None
-            body = None
-        if not response.is_success:
-            raise error_from_response("GET", response.status_code, body)
-        return body
-
-    async def _read(self, response: httpx.Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self._max_body:
-                raise RenkuError(f"Renku's answer is larger than {self._max_body} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
-def _json(raw: bytes) -> Any:
-    return json.loads(raw) if raw else None
+        return parse_answer("GET", response, raw)
 
 
 def _platforms(body: dict[str, Any]) -> tuple[str, ...]:
