@@ -116,7 +116,7 @@ async def test_exported_environments_are_adopted_without_a_single_write_to_renku
     # The Secret's token went out (Renku lists to anyone; the operator's identity is used).
     listed = [r for r in renku_double.requests if r.path.startswith(ENVS)]
     assert [(r.method, r.query, r.user) for r in listed] == [
-        ("GET", {"include_archived": "true"}, "admin1")
+        ("GET", {"include_archived": "false"}, "admin1")
     ]
 
     manifests = [yaml.safe_load(f.read_text()) for f in files]

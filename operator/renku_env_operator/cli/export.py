@@ -41,7 +41,11 @@ def render(exported: Exported, source: str) -> str:
 
 
 async def _read_environments(
-    settings: Settings, token_file: Path | None, secret: str | None, namespace: str | None
+    settings: Settings,
+    token_file: Path | None,
+    secret: str | None,
+    namespace: str | None,
+    include_archived: bool,
 ) -> list[dict[str, Any]]:
     from ..clients.renku import RenkuClient
     from ..clients.renku_errors import RenkuError
@@ -55,7 +59,7 @@ async def _read_environments(
         retry_attempts=settings.renku_retry_attempts,
     )
     try:
-        return await renku.list_environments(include_archived=True)
+        return await renku.list_environments(include_archived=include_archived)
     except RenkuError as exc:
         raise ExportError(f"cannot read environments from {settings.renku_url}: {exc}") from None
     finally:
@@ -155,13 +159,13 @@ def export_command(
         raise click.UsageError("no Renku URL: pass --renku-url or set RENKU_ENV_OPERATOR_RENKU_URL")
     try:
         environments = asyncio.run(
-            _read_environments(settings, token_file, credentials_secret, namespace)
+            _read_environments(
+                settings, token_file, credentials_secret, namespace, include_archived
+            )
         )
     except ExportError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_FAILED) from None
-    if not include_archived:
-        environments = [e for e in environments if not e.get("is_archived")]
     exported = export_manifests(environments, namespace)
     source = f"Renku at {settings.renku_url}"
     documents = [render(e, source) for e in exported]

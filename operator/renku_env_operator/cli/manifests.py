@@ -126,7 +126,6 @@ class Source:
     """One input: a file, or standard input (`-`)."""
 
     path: str
-    explicit: bool  # named on the command line, not found in a directory
 
     @property
     def label(self) -> str:
@@ -187,13 +186,6 @@ class ParseError:
     column: int | None = None
 
 
-@dataclass(frozen=True)
-class Template:
-    """A file with template expressions: its rendered output is what would be applied."""
-
-    line: int
-
-
 def expand(paths: list[str]) -> tuple[list[Source], list[str]]:
     """Every input file, and the paths that do not exist (usage errors).
 
@@ -205,11 +197,11 @@ def expand(paths: list[str]) -> tuple[list[Source], list[str]]:
     for raw in paths:
         path = Path(raw)
         if raw == "-":
-            sources.append(Source("-", True))
+            sources.append(Source("-"))
         elif path.is_dir():
-            sources.extend(Source(p, False) for p in _walk(raw))
+            sources.extend(Source(p) for p in _walk(raw))
         elif path.exists():
-            sources.append(Source(raw, True))
+            sources.append(Source(raw))
         else:
             missing.append(f"{raw}: no such file or directory")
     return sources, missing

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from ..api import crd
-from ..domain.validation import Problem, is_global_environment, validate_manifest
+from ..domain.validation import Problem, validate_manifest
 from .manifests import Document, ParseError, Source, expand, read_documents, read_text
 from .manifests import template_line as find_template
 
@@ -150,8 +150,6 @@ def _near_miss(data: Any) -> Problem | None:
 
 def _judges(data: Any) -> bool:
     """GlobalEnvironments, including those with a wrong apiVersion (that is a finding)."""
-    if is_global_environment(data):
-        return True
     if not isinstance(data, Mapping) or data.get("kind") != crd.KIND:
         return False
     group = str(data.get("apiVersion", "")).partition("/")[0]

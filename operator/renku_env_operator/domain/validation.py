@@ -54,14 +54,6 @@ class _Manifest(BaseModel):
     status: dict[str, Any] | None = None
 
 
-def is_global_environment(document: Any) -> bool:
-    """Whether a parsed YAML document claims to be a GlobalEnvironment (any version)."""
-    if not isinstance(document, Mapping):
-        return False
-    api_version = str(document.get("apiVersion", ""))
-    return document.get("kind") == crd.KIND and api_version.startswith(f"{crd.GROUP}/")
-
-
 def validate_manifest(document: Mapping[str, Any]) -> list[Problem]:
     """Every problem of one GlobalEnvironment document, errors first."""
     problems: list[Problem] = []
