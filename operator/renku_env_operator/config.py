@@ -206,6 +206,11 @@ class Settings(BaseSettings):
     def smoke_pod_namespace(self) -> str:
         return self.smoke_namespace or self.operator_namespace
 
+    @property
+    def renku_verify(self) -> str | bool:
+        """What the Renku clients verify TLS with: the CA bundle's path, or the system's."""
+        return str(self.renku_ca_bundle) if self.renku_ca_bundle else True
+
     def is_trusted(self, namespace: str) -> bool:
         """Whether GlobalEnvironments in `namespace` may adopt and use deletionPolicy Delete."""
         trusted = self.trusted_namespaces or [self.operator_namespace]

@@ -54,7 +54,7 @@ async def _read_environments(
     renku = RenkuClient(
         str(settings.renku_url),
         auth,
-        verify=str(settings.renku_ca_bundle) if settings.renku_ca_bundle else True,
+        verify=settings.renku_verify,
         timeout=settings.renku_timeout_seconds,
         retry_attempts=settings.renku_retry_attempts,
     )

@@ -128,7 +128,7 @@ async def build_publisher(
     renku = RenkuClient(
         str(config.renku_url),
         auth,
-        verify=str(config.renku_ca_bundle) if config.renku_ca_bundle else True,
+        verify=config.renku_verify,
         timeout=config.renku_timeout_seconds,
         retry_attempts=config.renku_retry_attempts,
     )
@@ -156,7 +156,7 @@ def build_renku_check(
     lookups = RenkuLookups(
         str(config.renku_url),
         auth,
-        verify=str(config.renku_ca_bundle) if config.renku_ca_bundle else True,
+        verify=config.renku_verify,
         timeout=config.renku_timeout_seconds,
     )
     closers.append(lookups.aclose)
