@@ -190,3 +190,11 @@ def test_kubernetes_service_links_are_not_mistaken_for_settings(
 def test_log_level_is_case_insensitive(clean_env: pytest.MonkeyPatch) -> None:
     env(clean_env, LOG_LEVEL="debug")
     assert load_settings().log_level == "DEBUG"
+
+
+def test_renku_tls_is_verified_with_the_ca_bundle_when_one_is_set(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().renku_verify is True
+    clean_env.setenv(f"{ENV_PREFIX}RENKU_CA_BUNDLE", "/etc/renku/ca.pem")
+    assert load_settings().renku_verify == "/etc/renku/ca.pem"
