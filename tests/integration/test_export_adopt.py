@@ -24,7 +24,7 @@ import yaml
 from renku_env_operator.domain.smokepod import GLOBAL_ENVIRONMENT, ROLE
 from tests.support.kube import GENV, Kube
 from tests.support.kubelet import Kubelet
-from tests.support.operator_fixtures import ENVS, NAMESPACE, condition, has_condition
+from tests.support.operator_fixtures import ENVS, NAMESPACE, condition, env_writes, has_condition
 from tests.support.renku_double import RenkuDouble
 from tests.support.renku_seed import seed_fresh_renku
 
@@ -44,14 +44,6 @@ async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
-
-
-def writes(renku: RenkuDouble) -> list[tuple[str, str]]:
-    return [
-        (r.method, r.path)
-        for r in renku.requests
-        if r.method in {"POST", "PATCH", "DELETE"} and r.path.startswith(ENVS)
-    ]
 
 
 def plan_smoke_test(kubelet: Kubelet, manifest: dict[str, Any]) -> None:
@@ -144,7 +136,7 @@ async def test_exported_environments_are_adopted_without_a_single_write_to_renku
             assert has_condition("Synced", "True", "InSync")(obj)
             await kube.wait_event(name, "Adopted", namespace=NAMESPACE)
 
-    assert writes(renku_double) == []
+    assert env_writes(renku_double) == []
     assert renku_double.environments == before
 
 

@@ -385,9 +385,7 @@ async def test_retire_retries_then_says_how_to_release_the_object(
 # ---------------------------------------------------------------- the shared snapshot
 
 
-async def test_the_snapshot_lists_once_per_interval(
-    renku: MemoryRenku, claims: ClaimsClient
-) -> None:
+async def test_the_snapshot_lists_once_per_interval(renku: MemoryRenku) -> None:
     snapshot = RenkuSnapshot(renku, max_age=300.0)
 
     await asyncio.gather(*(snapshot.get() for _ in range(5)))
@@ -395,9 +393,7 @@ async def test_the_snapshot_lists_once_per_interval(
     assert renku.log == ["LIST"]
 
 
-async def test_a_write_during_a_list_makes_that_list_stale(
-    renku: MemoryRenku, claims: ClaimsClient
-) -> None:
+async def test_a_write_during_a_list_makes_that_list_stale(renku: MemoryRenku) -> None:
     snapshot = RenkuSnapshot(renku, max_age=300.0)
     renku.list_gate = asyncio.Event()
     listing = asyncio.create_task(snapshot.get())
