@@ -456,6 +456,13 @@ def test_default_smoke_namespace_is_created_and_fenced() -> None:
         assert resource in limits["defaultRequest"]
     assert limits["max"] == {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "1Gi"}
     assert limits["defaultRequest"]["ephemeral-storage"] == "100Mi"
+    # The chart repeats the operator's ephemeral-storage defaults there: they must not drift.
+    fields = Settings.model_fields
+    assert limits["max"]["ephemeral-storage"] == fields["smoke_ephemeral_storage_limit"].default
+    assert (
+        limits["defaultRequest"]["ephemeral-storage"]
+        == fields["smoke_ephemeral_storage_request"].default
+    )
 
 
 def test_smoke_fences_follow_their_values() -> None:
