@@ -32,6 +32,7 @@ from tests.support.claims import NAMESPACE, age_attempt, stored_claims
 from tests.support.kube import CLAIMS, Kube
 from tests.support.memory_renku import MemoryRenku, publisher_for
 from tests.support.renku_double import RenkuDouble, new_ulid
+from tests.support.work import applied, event_reasons, synced, work_for
 
 IMAGE = "ghcr.io/example/env:1.0.0"
 REF = ObjectRef(namespace=NAMESPACE, name="python", uid="uid-1", generation=1)
@@ -44,27 +45,6 @@ TRUST_ENV = "RENKU_ENV_OPERATOR_TRUSTED_NAMESPACES (Helm: security.trustedNamesp
 
 def spec(**fields: Any) -> GlobalEnvironmentSpec:
     return GlobalEnvironmentSpec.model_validate({"image": IMAGE, **fields})
-
-
-def work_for(ref: ObjectRef = REF, status: GlobalEnvironmentStatus | None = None) -> Work:
-    status = status or GlobalEnvironmentStatus()
-    return Work(ref, status, cond.initial(status.conditions, ref.generation))
-
-
-def applied(work: Work) -> Work:
-    """The next reconcile's Work, once what this one produced is stored."""
-    status = work.status.model_copy(update={"conditions": work.conditions})
-    return Work(work.ref, status, list(work.conditions))
-
-
-def synced(work: Work) -> tuple[str, str, str]:
-    found = cond.find(work.conditions, cond.SYNCED)
-    assert found is not None
-    return found.status, found.reason, found.message
-
-
-def events(work: Work) -> list[str]:
-    return [event.reason for event in work.events]
 
 
 def writes(renku: MemoryRenku) -> list[str]:
@@ -126,7 +106,7 @@ async def test_a_forged_renku_id_is_not_deleted_on_retire(
 
     assert list(renku.envs) == [theirs.status.renku_id]  # only its own was deleted
     assert writes(renku) == ["DELETE"]
-    assert events(forged) == ["ForgedStatus", "Deleted"]
+    assert event_reasons(forged) == ["ForgedStatus", "Deleted"]
 
 
 async def test_a_forged_published_state_is_never_pushed_to_renku(
@@ -188,7 +168,7 @@ async def test_a_lost_create_then_an_edit_gives_exactly_one_environment(
 ) -> None:
     publisher = publisher_for(renku, claims, retry_backoff_seconds=1e-6)
     renku.fail("POST", LOST, applied=True)
-    work = work_for()
+    work = work_for(REF)
     await publisher.publish(work, spec(description="first"), IMAGE)
     assert synced(work)[:2] == ("False", "RenkuUnavailable")
 
@@ -201,7 +181,7 @@ async def test_a_lost_create_then_an_edit_gives_exactly_one_environment(
     assert retry.status.renku_id == env_id
     assert synced(retry)[:2] == ("True", "Recovered")
     assert "then updated description" in synced(retry)[2]
-    assert events(retry) == ["Recovered", "Updated"]
+    assert event_reasons(retry) == ["Recovered", "Updated"]
 
 
 async def test_two_identical_candidates_are_reported_not_guessed(
@@ -209,7 +189,7 @@ async def test_two_identical_candidates_are_reported_not_guessed(
 ) -> None:
     publisher = publisher_for(renku, claims, retry_backoff_seconds=1e-6)
     renku.fail("POST", LOST, applied=True)
-    work = work_for()
+    work = work_for(REF)
     await publisher.publish(work, spec(), IMAGE)
     [ours] = renku.envs
     twin = new_ulid()
@@ -234,7 +214,7 @@ async def test_an_identical_environment_made_before_the_attempt_is_not_taken(
 ) -> None:
     publisher = publisher_for(renku, claims, retry_backoff_seconds=1e-6)
     renku.fail("POST", LOST, applied=False)  # lost on its way: Renku never saw it
-    work = work_for()
+    work = work_for(REF)
     await publisher.publish(work, spec(), IMAGE)
     assert renku.envs == {}
     # An admin made an identical environment a minute before the attempt.
@@ -269,11 +249,11 @@ async def test_a_young_attempt_stops_a_second_operator_from_posting(
 
     first, second = stack(), stack()
     renku_double.stall_next_request("POST")  # the first create is still on its way
-    a = work_for()
+    a = work_for(REF)
     posting = asyncio.create_task(first.publish(a, spec(), IMAGE))
     await asyncio.to_thread(renku_double.stalled.wait, 5)
 
-    b = work_for()
+    b = work_for(REF)
     await second.publish(b, spec(), IMAGE)
 
     status, reason, message = synced(b)
@@ -302,7 +282,7 @@ async def test_retire_with_only_an_attempt_recovers_then_retires(
 ) -> None:
     publisher = publisher_for(renku, claims)
     renku.fail("POST", LOST, applied=True)
-    work = work_for()
+    work = work_for(REF)
     await publisher.publish(work, spec(), IMAGE)
     [env_id] = renku.envs
     deleting = applied(work)
@@ -311,7 +291,7 @@ async def test_retire_with_only_an_attempt_recovers_then_retires(
     retirer = Retirer(publisher.settings, publisher.sync)
     assert await retirer.retire(deleting, {"deletionPolicy": policy}, attempt=1) is None
 
-    assert events(deleting) == ["Recovered", reason]
+    assert event_reasons(deleting) == ["Recovered", reason]
     if policy == "Archive":
         assert renku.envs[env_id]["is_archived"] is True
     else:
@@ -325,7 +305,7 @@ async def test_retire_waits_for_an_attempt_that_may_be_in_flight(
 ) -> None:
     publisher = publisher_for(renku, claims, retry_backoff_seconds=3.0)
     renku.fail("POST", LOST, applied=False)
-    work = work_for()
+    work = work_for(REF)
     await publisher.publish(work, spec(), IMAGE)
 
     deleting = applied(work)
@@ -358,7 +338,7 @@ async def test_adding_spec_renku_id_retires_the_environment_created_before(
 
     assert switched.status.renku_id == new_id
     assert synced(switched)[:2] == ("True", "Updated")
-    assert events(switched) == ["Adopted", "Replaced", "Updated"]
+    assert event_reasons(switched) == ["Adopted", "Replaced", "Updated"]
     replaced = next(e for e in switched.events if e.reason == "Replaced")
     assert new_id in replaced.message
     assert old_id in replaced.message
@@ -379,7 +359,7 @@ async def test_an_untrusted_namespace_cannot_adopt_a_hand_made_environment(
     hand_made = new_ulid()
     renku.envs[hand_made] = {"id": hand_made, "name": "admin's", "container_image": "x/y:1"}
     before = dict(renku.envs[hand_made])
-    work = work_for()
+    work = work_for(REF)
 
     await publisher.publish(work, spec(renkuId=hand_made), IMAGE)
 
@@ -396,7 +376,7 @@ async def test_an_untrusted_namespace_cannot_ask_for_delete(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:
     publisher = publisher_for(renku, claims, trusted_namespaces=["admins"])
-    work = work_for()
+    work = work_for(REF)
 
     await publisher.publish(work, spec(deletionPolicy="Delete"), IMAGE)
 
@@ -460,7 +440,7 @@ async def test_a_status_renku_id_from_before_the_records(
     await publisher.publish(work, spec(), IMAGE)
 
     if older:  # written by an operator that kept no records: claimed once, with an Event
-        assert "OwnershipMigrated" in events(work)
+        assert "OwnershipMigrated" in event_reasons(work)
         assert synced(work)[:2] == ("True", "InSync")
         assert list(stored_claims(kube, "env")) == [f"env-{legacy_id.lower()}"]
     else:  # newer than the records: only the operator could have set it, and did not
@@ -493,7 +473,7 @@ async def test_a_non_ulid_id_from_renku_is_a_clear_renku_error(
     publisher = Publisher(
         config, RenkuSync(client, RenkuSnapshot(client, 300.0), Ownership(claims))
     )
-    work = work_for()
+    work = work_for(REF)
     await publisher.publish(work, spec(), IMAGE)
 
     status, reason, message = synced(work)

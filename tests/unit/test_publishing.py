@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from renku_env_operator.api.spec import GlobalEnvironmentSpec
-from renku_env_operator.api.status import GlobalEnvironmentStatus
 from renku_env_operator.clients.claims import ClaimsClient
 from renku_env_operator.clients.renku_errors import (
     RenkuCredentialsError,
@@ -17,7 +16,6 @@ from renku_env_operator.clients.renku_errors import (
     RenkuUnavailableError,
     RenkuValidationError,
 )
-from renku_env_operator.domain import conditions as cond
 from renku_env_operator.services.objects import ObjectState
 from renku_env_operator.services.ownership import Ownership
 from renku_env_operator.services.publishing import Publisher
@@ -28,6 +26,7 @@ from tests.support.claims import age_attempt, stored_claims
 from tests.support.kube import CLAIMS, Kube
 from tests.support.memory_renku import MemoryRenku, publisher_for
 from tests.support.renku_double import new_ulid
+from tests.support.work import applied, event_reasons, synced, work_for
 
 IMAGE = "ghcr.io/example/env:1.0.0"
 REF = ObjectRef(namespace="renku", name="python", uid="uid-1", generation=1)
@@ -39,30 +38,9 @@ def spec(**fields: Any) -> GlobalEnvironmentSpec:
     return GlobalEnvironmentSpec.model_validate({"image": IMAGE, **fields})
 
 
-def fresh_work(status: GlobalEnvironmentStatus | None = None) -> Work:
-    status = status or GlobalEnvironmentStatus()
-    return Work(REF, status, cond.initial(status.conditions, REF.generation))
-
-
-def applied(work: Work) -> Work:
-    """The next reconcile's Work, once kopf has stored what this one produced."""
-    status = work.status.model_copy(update={"conditions": work.conditions})
-    return Work(REF, status, list(work.conditions), memo=work.memo)
-
-
-def synced(work: Work) -> tuple[str, str, str]:
-    found = cond.find(work.conditions, cond.SYNCED)
-    assert found is not None
-    return found.status, found.reason, found.message
-
-
-def reasons(work: Work) -> list[str]:
-    return [event.reason for event in work.events]
-
-
 async def published(renku: MemoryRenku, publisher: Publisher, **fields: Any) -> Work:
     """Create the environment, return the stored state; the log starts empty afterwards."""
-    work = fresh_work()
+    work = work_for(REF)
     await publisher.publish(work, spec(**fields), IMAGE)
     renku.log.clear()
     return applied(work)
@@ -74,7 +52,7 @@ async def published(renku: MemoryRenku, publisher: Publisher, **fields: Any) -> 
 async def test_create_records_the_attempt_before_the_post(
     renku: MemoryRenku, claims: ClaimsClient, kube: Kube
 ) -> None:
-    work = fresh_work()
+    work = work_for(REF)
     at_post: list[dict[str, Any]] = []
     create = renku.create_environment
 
@@ -100,7 +78,7 @@ async def test_create_records_the_attempt_before_the_post(
     assert work.status.create_attempt is None
     assert work.status.published is not None
     assert synced(work)[:2] == ("True", "Created")
-    assert reasons(work) == ["Created"]
+    assert event_reasons(work) == ["Created"]
 
 
 async def test_nothing_is_sent_while_in_sync_and_recently_checked(
@@ -120,7 +98,7 @@ async def test_a_lost_create_answer_is_recovered_from_the_list(
 ) -> None:
     publisher = publisher_for(renku, claims, retry_backoff_seconds=1e-6)
     renku.fail("POST", LOST, applied=True)
-    work = fresh_work()
+    work = work_for(REF)
     await publisher.publish(work, spec(), IMAGE)
     assert synced(work)[:2] == ("False", "RenkuUnavailable")
     assert work.status.create_attempt is not None
@@ -134,7 +112,7 @@ async def test_a_lost_create_answer_is_recovered_from_the_list(
     assert retry.status.renku_id == env_id
     assert retry.status.create_attempt is None
     assert synced(retry)[:2] == ("True", "Recovered")
-    assert reasons(retry) == ["Recovered"]
+    assert event_reasons(retry) == ["Recovered"]
 
 
 async def test_recovery_ignores_environments_that_others_own_or_that_differ(
@@ -142,7 +120,7 @@ async def test_recovery_ignores_environments_that_others_own_or_that_differ(
 ) -> None:
     publisher = publisher_for(renku, claims, retry_backoff_seconds=1e-6)
     renku.fail("POST", LOST, applied=True)
-    work = fresh_work()
+    work = work_for(REF)
     await publisher.publish(work, spec(), IMAGE)
     [lost_id] = renku.envs
     renku.envs[lost_id]["port"] = 1234  # not what was sent: not ours to take
@@ -179,7 +157,7 @@ async def test_errors_become_a_reason_and_are_not_retried_before_the_backoff(
 ) -> None:
     publisher = publisher_for(renku, claims)
     renku.fail("POST", error)
-    work = fresh_work()
+    work = work_for(REF)
 
     await publisher.publish(work, spec(), IMAGE)
     again = applied(work)
@@ -195,7 +173,7 @@ async def test_errors_become_a_reason_and_are_not_retried_before_the_backoff(
 
 
 async def test_suspend_sends_nothing(renku: MemoryRenku, claims: ClaimsClient) -> None:
-    work = fresh_work()
+    work = work_for(REF)
 
     await publisher_for(renku, claims).publish(work, spec(suspend=True), IMAGE)
 
@@ -220,7 +198,7 @@ async def test_a_new_spec_is_patched_after_reading_the_environment(
     assert "working_directory" not in env
     assert "command" not in env
     assert synced(work)[:2] == ("True", "Updated")
-    assert reasons(work) == ["Updated"]
+    assert event_reasons(work) == ["Updated"]
 
 
 async def test_adoption_patches_the_named_environment(
@@ -228,14 +206,14 @@ async def test_adoption_patches_the_named_environment(
 ) -> None:
     env_id = new_ulid()
     renku.envs[env_id] = {"id": env_id, "name": "old", "container_image": "ghcr.io/x/y:1"}
-    work = fresh_work()
+    work = work_for(REF)
 
     await publisher_for(renku, claims).publish(work, spec(renkuId=env_id), IMAGE)
 
     assert "POST" not in renku.log
     assert renku.envs[env_id]["name"] == "python"
     assert work.status.renku_id == env_id
-    assert reasons(work) == ["Adopted", "Updated"]
+    assert event_reasons(work) == ["Adopted", "Updated"]
 
 
 @pytest.mark.parametrize("owned", [True, False])
@@ -246,7 +224,7 @@ async def test_adoption_refuses_an_owned_or_unknown_id(
     if owned:
         renku.envs[env_id] = {"id": env_id, "name": "theirs", "container_image": IMAGE}
         await Ownership(claims).claim(OTHER, env_id)
-    work = fresh_work()
+    work = work_for(REF)
 
     await publisher_for(renku, claims).publish(work, spec(renkuId=env_id), IMAGE)
 
@@ -285,7 +263,7 @@ async def test_drift_is_restored_or_reported(
     if policy == "Overwrite":
         assert (status, reason, env["port"]) == ("True", "DriftCorrected", 8080)
         assert renku.log == ["LIST", "PATCH"]
-        assert reasons(work) == ["DriftCorrected"]
+        assert event_reasons(work) == ["DriftCorrected"]
     else:
         assert (status, reason, env["port"]) == ("False", "Drifted", 1234)
         assert renku.log == ["LIST"]
@@ -306,7 +284,7 @@ async def test_a_deleted_environment_is_recreated_or_reported(
     if policy == "Overwrite":
         assert work.status.renku_id not in (None, old_id)
         assert list(renku.envs) == [work.status.renku_id]
-        assert reasons(work) == ["Recreating", "Created"]
+        assert event_reasons(work) == ["Recreating", "Created"]
     else:
         assert synced(work)[:2] == ("False", "Drifted")
         assert work.status.renku_id == old_id
@@ -345,7 +323,7 @@ async def test_retire_applies_the_deletion_policy(
 
     assert delay is None
     assert renku.log == calls
-    assert reasons(work) == [reason]
+    assert event_reasons(work) == [reason]
 
 
 async def test_retire_leaves_renku_alone_while_suspended(
@@ -357,7 +335,7 @@ async def test_retire_leaves_renku_alone_while_suspended(
     retirer = Retirer(publisher.settings, publisher.sync)
     delay = await retirer.retire(work, {"deletionPolicy": "Delete", "suspend": True}, attempt=1)
 
-    assert (delay, renku.log, reasons(work)) == (None, [], ["Orphaned"])
+    assert (delay, renku.log, event_reasons(work)) == (None, [], ["Orphaned"])
 
 
 async def test_retire_retries_then_says_how_to_release_the_object(
@@ -412,7 +390,7 @@ async def test_no_create_is_sent_when_the_attempt_cannot_be_recorded(
 ) -> None:
     kube.emulator["post", CLAIMS] << 403
     publisher = publisher_for(renku, claims)
-    work = fresh_work()
+    work = work_for(REF)
 
     await publisher.publish(work, spec(), IMAGE)
 
