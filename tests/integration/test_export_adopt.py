@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from renku_env_operator.domain.smokepod import GLOBAL_ENVIRONMENT, ROLE
+from tests.support.console import COMMAND, command_env, needs_command
 from tests.support.kube import GENV, Kube
 from tests.support.kubelet import Kubelet
 from tests.support.operator_fixtures import ENVS, NAMESPACE, condition, env_writes, has_condition
 from tests.support.renku_double import RenkuDouble
 from tests.support.renku_seed import seed_fresh_renku
 
-COMMAND = shutil.which("renku-env-operator", path=str(Path(sys.executable).parent))
-pytestmark = pytest.mark.skipif(COMMAND is None, reason="the console script is not installed")
+pytestmark = needs_command
 FAILING = "minimal-shell"  # its image crashes in the smoke test
 
 
@@ -86,8 +82,7 @@ async def test_exported_environments_are_adopted_without_a_single_write_to_renku
             "data": {"token": token},
         }
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RENKU_ENV_OPERATOR_")}
-    env |= {
+    env = command_env() | {
         "KUBECONFIG": str(kube.kubeconfig_path),
         "RENKU_ENV_OPERATOR_RENKU_URL": renku_double.url,
     }
@@ -156,8 +151,7 @@ async def test_export_uses_the_operators_client_credentials_secret_setting(
             "data": data,
         }
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RENKU_ENV_OPERATOR_")}
-    env |= {
+    env = command_env() | {
         "KUBECONFIG": str(kube.kubeconfig_path),
         "POD_NAMESPACE": NAMESPACE,  # the Secret's namespace defaults to the operator's
         "RENKU_ENV_OPERATOR_RENKU_URL": renku_double.url,

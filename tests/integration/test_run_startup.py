@@ -8,27 +8,22 @@ start-up failure: the operator starts and reports it per object (RenkuUnavailabl
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
 import socket
-import sys
 from pathlib import Path
 
 import kmock
 import pytest
 
+from tests.support.console import COMMAND, command_env, needs_command, running
 from tests.support.kube import CLAIMS, GENV, Kube, write_kubeconfig
 from tests.support.operator_fixtures import NAMESPACE, NO_SMOKE, genv, has_condition
 from tests.support.renku_double import RenkuDouble
 
-COMMAND = shutil.which("renku-env-operator", path=str(Path(sys.executable).parent))
-pytestmark = pytest.mark.skipif(COMMAND is None, reason="the console script is not installed")
+pytestmark = needs_command
 
 
 def environment(tmp_path: Path, kubeconfig: Path | None, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RENKU_ENV_OPERATOR_")}
-    env.pop("KUBERNETES_SERVICE_HOST", None)
+    env = command_env()
     env["HOME"] = str(tmp_path)  # no ~/.kube/config to fall back on
     env["KUBECONFIG"] = str(kubeconfig or tmp_path / "no-such-kubeconfig")
     env["POD_NAMESPACE"] = NAMESPACE
@@ -186,11 +181,9 @@ async def test_renku_unreachable_at_start_is_reported_per_object_not_fatal(
         renku_token='{"id":"admin1","is_admin":true}',
         renku_retry_attempts="1",
     )
-    log = (tmp_path / "operator.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        str(COMMAND), "run", "-n", NAMESPACE, "--liveness", "", env=env, stdout=log, stderr=log
-    )
-    try:
+    async with running(
+        env, tmp_path / "operator.log", "-n", NAMESPACE, "--liveness", ""
+    ) as process:
         await kube.wait_watching(GENV, NAMESPACE, timeout=30)
         await kube.create(genv("offline", smokeTest=NO_SMOKE))
         await kube.wait_for(
@@ -201,12 +194,6 @@ async def test_renku_unreachable_at_start_is_reported_per_object_not_fatal(
             timeout=30,
         )
         assert process.returncode is None  # still running
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(process.wait(), timeout=30)
-        log.close()
-    assert code == 0, (tmp_path / "operator.log").read_text()[-2000:]
 
 
 async def test_a_start_up_handler_failure_kopf_meets_is_one_message_too(

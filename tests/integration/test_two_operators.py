@@ -5,30 +5,22 @@ other, and the object ends with exactly one environment in Renku."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.support.console import command_env, needs_command, running
 from tests.support.kube import GENV, Kube
 from tests.support.operator_fixtures import ENVS, NAMESPACE, NO_SMOKE, genv, has_condition
 from tests.support.renku_double import RenkuDouble
 
-COMMAND = shutil.which("renku-env-operator", path=str(Path(sys.executable).parent))
-pytestmark = pytest.mark.skipif(COMMAND is None, reason="the console script is not installed")
+pytestmark = needs_command
 # Long enough that the attempt of the stalled POST is still young when the second process has
 # started and looked (its budget: timeout x attempts + backoff, plus the clock skew).
 RENKU_TIMEOUT = 20.0
 
 
 def second_operator_env(tmp_path: Path, kubeconfig: Path, renku: RenkuDouble) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RENKU_ENV_OPERATOR_")}
-    env.pop("KUBERNETES_SERVICE_HOST", None)
-    env |= {"HOME": str(tmp_path), "KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": NAMESPACE}
+    env = command_env(HOME=str(tmp_path), KUBECONFIG=str(kubeconfig), POD_NAMESPACE=NAMESPACE)
     settings = {
         "OPERATOR_NAMESPACE": NAMESPACE,
         "TRUSTED_NAMESPACES": NAMESPACE,
@@ -55,12 +47,8 @@ async def test_a_create_in_flight_in_one_operator_is_not_repeated_by_another(
     await asyncio.to_thread(renku_double.stalled.wait, 10)
     assert renku_double.stalled.is_set()
 
-    log = (tmp_path / "second.log").open("wb")
     env = second_operator_env(tmp_path, kube.kubeconfig_path, renku_double)
-    second = await asyncio.create_subprocess_exec(
-        str(COMMAND), "run", "-n", NAMESPACE, "--liveness", "", env=env, stdout=log, stderr=log
-    )
-    try:
+    async with running(env, tmp_path / "second.log", "-n", NAMESPACE, "--liveness", ""):
         # The second operator sees the young attempt: it says so, and sends nothing.
         await kube.wait_for(
             GENV,
@@ -101,9 +89,3 @@ async def test_a_create_in_flight_in_one_operator_is_not_repeated_by_another(
         )
         assert list(renku_double.environments) == [created]
         assert renku_double.count("POST", ENVS) == 1
-    finally:
-        if second.returncode is None:
-            second.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(second.wait(), timeout=30)
-        log.close()
-    assert code == 0, (tmp_path / "second.log").read_text()[-2000:]
