@@ -1,4 +1,4 @@
-"""The `renku-env-operator` command: run, validate, export, crd."""
+"""The `renku-env-operator` command: run, validate, export, bump, crd."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import yaml
 from .. import __version__
 from ..api.claim import build_claim_crd
 from ..api.crd import build_crd
+from .bump import bump_command
 from .export import export_command
 from .run import run_command
 from .validate import validate_command
@@ -38,3 +39,4 @@ def crd_command(claims: bool) -> None:
 main.add_command(validate_command)
 main.add_command(run_command)
 main.add_command(export_command)
+main.add_command(bump_command)
