@@ -29,7 +29,7 @@ EXIT_USAGE = 2
 KUSTOMIZATIONS = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
 
 Key = tuple[str, str]  # (namespace, name)
-Lookup = Callable[[list[Key]], dict[Key, "dict[str, Any] | None | str"]]
+Lookup = Callable[[list[Key]], dict[Key, "dict[str, Any] | str | None"]]
 
 
 class BumpUsageError(Exception):
@@ -211,6 +211,7 @@ def run_bump(paths: list[str], lookup: Lookup, namespace: str | None, check: boo
                 edits.append((target.spot, result.new_image))
         if edits and not check:
             _write(source, text, edits, targets, report)
+    report.results.sort(key=lambda r: (r.source, r.document, -1 if r.item is None else r.item))
     return report
 
 
@@ -305,7 +306,7 @@ def _result(
     )
 
 
-def _judge(target: Target, objects: Mapping[Key, dict[str, Any] | None | str]) -> Result:
+def _judge(target: Target, objects: Mapping[Key, dict[str, Any] | str | None]) -> Result:
     assert target.key is not None
     data = (
         target.document.data if target.item is None else target.document.data["items"][target.item]
@@ -362,7 +363,7 @@ def status_file_lookup(path: Path) -> Lookup:
             if key is not None:
                 known[key] = obj
 
-    def lookup(keys: list[Key]) -> dict[Key, dict[str, Any] | None | str]:
+    def lookup(keys: list[Key]) -> dict[Key, dict[str, Any] | str | None]:
         return {k: known.get(k) for k in keys}
 
     return lookup
@@ -378,8 +379,8 @@ def cluster_lookup(kubeconfig: str | None, context: str | None) -> Lookup:
     except KubeError as exc:
         raise BumpUsageError(str(exc)) from None
 
-    async def read(keys: list[Key]) -> dict[Key, dict[str, Any] | None | str]:
-        found: dict[Key, dict[str, Any] | None | str] = {}
+    async def read(keys: list[Key]) -> dict[Key, dict[str, Any] | str | None]:
+        found: dict[Key, dict[str, Any] | str | None] = {}
         try:
             for namespace, name in keys:
                 path = custom_path(crd.GROUP, crd.VERSION, crd.PLURAL, namespace, name)

@@ -43,6 +43,8 @@ def spots(text: str) -> Iterator[Spot]:
         while loader.check_node():
             index += 1
             root = loader.get_node()
+            if root is None:
+                continue
             uses = _uses(root)
             items = _list_items(root)
             if items is None:
