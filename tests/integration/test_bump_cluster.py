@@ -87,8 +87,8 @@ async def test_bump_reads_the_cluster_and_writes_only_the_tested_tag(
     }
     assert (repo / "tested.yaml").read_text() == manifest("tested", TESTED)
     assert (repo / "testing.yaml").read_text() == manifest("testing", OLD)
-    gets = [r for r in kube.emulator[kmock.method.GET, kmock.resource(GENV)]]
-    assert sorted(r.name for r in gets) == sorted(["tested", "testing", "absent"] * 2)
+    gets = list(kube.emulator[kmock.method.GET, kmock.resource(GENV)])
+    assert sorted(str(r.name) for r in gets) == sorted(["tested", "testing", "absent"] * 2)
 
 
 async def test_an_object_the_cluster_will_not_show_is_skipped_and_the_run_exits_2(
