@@ -244,6 +244,8 @@ def test_the_wheel_installs_and_its_command_runs(tmp_path: Path) -> None:
 # --- The forge's workflows (.github/workflows) ---
 
 WORKFLOWS = ROOT / ".github" / "workflows"
+# Workflows for the admin's GitOps repository (examples/): linted like the project's own.
+EXAMPLE_WORKFLOWS = sorted((ROOT / "examples").glob("*.yml"))
 
 
 def workflow(name: str) -> dict[str, Any]:
@@ -280,8 +282,8 @@ def test_actionlint_accepts_the_workflows() -> None:
         [str(actionlint), "-version"], capture_output=True, text=True, timeout=30, check=True
     ).stdout
     assert version.split()[1] == actionlint_pin().split("==")[1], version
-    files = sorted(WORKFLOWS.glob("*.yml"))
-    assert {f.name for f in files} >= {"ci.yml", "release.yml"}
+    files = [*sorted(WORKFLOWS.glob("*.yml")), *EXAMPLE_WORKFLOWS]
+    assert {f.name for f in files} >= {"ci.yml", "release.yml", "bump-environments.yml"}
     result = subprocess.run(
         [str(actionlint), "-color=false", *map(str, files)],
         cwd=ROOT,
@@ -291,6 +293,20 @@ def test_actionlint_accepts_the_workflows() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_bump_example_opens_a_pull_request_of_tested_tags_on_a_schedule() -> None:
+    loaded: dict[Any, Any] = yaml.safe_load(
+        (ROOT / "examples" / "bump-environments.yml").read_text()
+    )
+    on = loaded.get(True, loaded.get("on"))
+    assert on["schedule"][0]["cron"]
+    assert loaded["permissions"] == {"contents": "write", "pull-requests": "write"}
+    runs = "\n".join(s.get("run", "") for s in loaded["jobs"]["bump"]["steps"])
+    assert 'renku-env-operator bump "$ENVIRONMENTS"' in runs
+    assert 'exit "${PIPESTATUS[0]}"' in runs  # a failed bump (exit 2) stops the job
+    assert "gh pr create" in runs
+    assert "git diff --quiet" in runs  # no pull request when nothing was bumped
 
 
 def test_actionlint_is_pinned_in_dev_and_the_lock() -> None:
@@ -322,7 +338,11 @@ NODE24_MAJORS = {
 def used_actions() -> list[tuple[str, str]]:
     """(where, action@ref) of every `uses:` in the workflows and the docs' examples."""
     found = []
-    sources = [*sorted(WORKFLOWS.glob("*.yml")), *sorted((ROOT / "docs").glob("*.md"))]
+    sources = [
+        *sorted(WORKFLOWS.glob("*.yml")),
+        *EXAMPLE_WORKFLOWS,
+        *sorted((ROOT / "docs").glob("*.md")),
+    ]
     for path in sources:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             match = re.search(r"\buses:\s*([\w.-]+/[\w./-]+@[\w.-]+)", line)
