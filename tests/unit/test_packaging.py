@@ -244,8 +244,8 @@ def test_the_wheel_installs_and_its_command_runs(tmp_path: Path) -> None:
 # --- The forge's workflows (.github/workflows) ---
 
 WORKFLOWS = ROOT / ".github" / "workflows"
-# Workflows for the admin's GitOps repository (examples/): linted like the project's own.
-EXAMPLE_WORKFLOWS = sorted((ROOT / "examples").glob("*.yml"))
+# Workflows for the admin's GitOps repository, where they would sit there: linted like ours.
+EXAMPLE_WORKFLOWS = sorted((ROOT / "examples" / ".github" / "workflows").glob("*.yml"))
 
 
 def workflow(name: str) -> dict[str, Any]:
@@ -297,7 +297,7 @@ def test_actionlint_accepts_the_workflows() -> None:
 
 def test_the_bump_example_opens_a_pull_request_of_tested_tags_on_a_schedule() -> None:
     loaded: dict[Any, Any] = yaml.safe_load(
-        (ROOT / "examples" / "bump-environments.yml").read_text()
+        (ROOT / "examples" / ".github" / "workflows" / "bump-environments.yml").read_text()
     )
     on = loaded.get(True, loaded.get("on"))
     assert on["schedule"][0]["cron"]
