@@ -299,7 +299,7 @@ def test_the_bump_example_opens_a_pull_request_of_tested_tags_on_a_schedule() ->
     loaded: dict[Any, Any] = yaml.safe_load(
         (ROOT / "examples" / ".github" / "workflows" / "bump-environments.yml").read_text()
     )
-    on = loaded.get(True, loaded.get("on"))
+    on: dict[str, Any] = loaded[True] if True in loaded else loaded["on"]
     assert on["schedule"][0]["cron"]
     assert loaded["permissions"] == {"contents": "write", "pull-requests": "write"}
     runs = "\n".join(s.get("run", "") for s in loaded["jobs"]["bump"]["steps"])

@@ -20,6 +20,20 @@ SYNCED = "Synced"
 # Order matters: Ready reports the first blocking one.
 SPECIFIC = (VALIDATED, IMAGE_VERIFIED, SMOKE_TESTED, SYNCED)
 
+# Synced stays True (the retirement was done) with this reason, and a Warning Event says it:
+# Renku re-seeds its default global environments whenever none is active.
+LAST_ACTIVE_ENVIRONMENT = "LastActiveEnvironment"
+
+
+def last_active_message(renku_id: str, action: str) -> str:
+    return (
+        f"{action} environment {renku_id} leaves Renku with no active global environment: "
+        "Renku re-seeds its six default environments (images without a pinned tag) the next "
+        "time its data-tasks job starts. Keep one active GlobalEnvironment (apply the "
+        "replacement before retiring the last one), or archive the seeded ones afterwards."
+    )
+
+
 # Reasons of a False condition that only a human can resolve (ArgoCD: Degraded).
 NEEDS_HUMAN = frozenset(
     {

@@ -13,8 +13,8 @@ deletionPolicy Delete.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..api.spec import DeletionPolicy, GlobalEnvironmentSpec
 from ..api.status import CreateAttemptStatus, PublishedStatus, RenkuEnvironmentState
@@ -29,6 +29,7 @@ from ..config import Settings
 from ..domain import conditions as cond
 from ..domain import payload
 from ..domain.payload import Declared
+from .last_active import warn_if_last_active
 from .ownership import AttemptInFlightError, IdClaim, OwnershipConflictError
 from .renku_sync import AdoptionError, AmbiguousRecoveryError, RenkuSync
 
@@ -331,6 +332,7 @@ class Publisher:
             msg = f"Changed in Renku outside this resource: {drift}. driftPolicy is Report: not restored."
             work.condition(cond.SYNCED, "False", "Drifted", msg)
             return
+        last = await self._archiving_last(work, declared, found, renku_id)
         await self.sync.update(work.ref, renku_id, changes)
         fields = ", ".join(c.field for c in changes)
         if recovered:
@@ -339,7 +341,9 @@ class Publisher:
             await self._record(work, declared, current, "Recovered", msg)
         elif new_spec:
             work.event("Normal", "Updated", f"Updated Renku environment {renku_id}: {drift}.")
-            await self._record(work, declared, current, "Updated", f"Updated {fields}.")
+            msg = f"Updated {fields}." + (f" {last}" if last else "")
+            reason = "Updated" if last is None else cond.LAST_ACTIVE_ENVIRONMENT
+            await self._record(work, declared, current, reason, msg)
         else:
             work.event(
                 "Warning", "DriftCorrected", f"Restored Renku environment {renku_id}: {drift}."
@@ -347,6 +351,14 @@ class Publisher:
             await self._record(
                 work, declared, current, "DriftCorrected", f"Restored after drift: {drift}."
             )
+
+    async def _archiving_last(
+        self, work: Work, declared: Declared, found: Mapping[str, Any], renku_id: str
+    ) -> str | None:
+        """The warning when this update archives Renku's last active global environment."""
+        if declared.get("is_archived") is not True or found.get("is_archived"):
+            return None
+        return await warn_if_last_active(work, self.sync, renku_id, "Archiving")
 
     async def _missing(
         self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared, current: IdClaim

@@ -15,6 +15,7 @@ from typing import Any
 from ..api.spec import DeletionPolicy
 from ..config import Settings
 from ..domain import conditions as cond
+from .last_active import warn_if_last_active
 from .publishing import ADMIN_SETTING, ambiguous_message, effective_policy
 from .renku_sync import AmbiguousRecoveryError, RenkuSync
 from .work import Work
@@ -67,7 +68,11 @@ class Retirer:
                     f"spec.suspend is true: left environment {renku_id} in Renku untouched.",
                 )
             else:
+                action = "Deleting" if policy == "Delete" else "Archiving"
+                last = await warn_if_last_active(work, self.sync, renku_id, action)
                 reason, done = await self.sync.retire(ref, renku_id, policy)
+                if last is not None:
+                    work.condition(cond.SYNCED, "True", cond.LAST_ACTIVE_ENVIRONMENT, last)
                 if asked != policy:
                     done += (
                         f" deletionPolicy Delete is not allowed in namespace {ref.namespace}: "
