@@ -297,11 +297,17 @@ async def test_a_deleted_environment_is_recreated_or_reported(
 @pytest.mark.parametrize(
     ("policy", "in_use", "reason", "calls"),
     [
-        ("Archive", False, "Archived", ["PATCH"]),
-        ("Delete", False, "Deleted", ["DELETE"]),
-        ("Delete", True, "ArchivedInUse", ["DELETE", "PATCH"]),
+        # LIST: Renku's current list, read first (is this the last active environment?).
+        ("Archive", False, "Archived", ["LIST", "PATCH"]),
+        ("Delete", False, "Deleted", ["LIST", "DELETE"]),
+        ("Delete", True, "ArchivedInUse", ["LIST", "DELETE", "PATCH"]),
         ("Orphan", False, "Orphaned", []),
-        ("Bogus", False, "Archived", ["PATCH"]),  # the safe choice for a value nobody checked
+        (
+            "Bogus",
+            False,
+            "Archived",
+            ["LIST", "PATCH"],
+        ),  # the safe choice for a value nobody checked
     ],
 )
 async def test_retire_applies_the_deletion_policy(
@@ -323,7 +329,9 @@ async def test_retire_applies_the_deletion_policy(
 
     assert delay is None
     assert renku.log == calls
-    assert event_reasons(work) == [reason]
+    # The only environment in Renku: retiring it is warned about (not when it is left alone).
+    warned = ["LastActiveEnvironment"] if calls else []
+    assert event_reasons(work) == [*warned, reason]
 
 
 async def test_retire_leaves_renku_alone_while_suspended(

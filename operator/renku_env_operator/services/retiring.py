@@ -69,7 +69,11 @@ class Retirer:
                 )
             else:
                 action = "Deleting" if policy == "Delete" else "Archiving"
-                last = await warn_if_last_active(work, self.sync, renku_id, action)
+                last = (
+                    await warn_if_last_active(work, self.sync, renku_id, action)
+                    if policy != "Orphan"
+                    else None
+                )
                 reason, done = await self.sync.retire(ref, renku_id, policy)
                 if last is not None:
                     work.condition(cond.SYNCED, "True", cond.LAST_ACTIVE_ENVIRONMENT, last)
