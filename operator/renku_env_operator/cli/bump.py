@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -374,6 +375,8 @@ def cluster_lookup(kubeconfig: str | None, context: str | None) -> Lookup:
     rights in the manifests' namespaces are enough)."""
     from ..clients.kube import KubeClient, KubeError, KubeNotFoundError, custom_path
 
+    # $KUBECONFIG wins over a pod's own ServiceAccount (CI runners that run in a cluster).
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
     try:
         kube = KubeClient.from_environment(kubeconfig, context=context)
     except KubeError as exc:
