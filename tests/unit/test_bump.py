@@ -221,6 +221,8 @@ def test_usage_errors_exit_2(repo: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2")
     assert run("--from-status", str(bad), str(repo)).exit_code == 2
+    bad.write_text("")  # an empty file is not "no objects": it is the wrong file
+    assert run("--from-status", str(bad), str(repo)).exit_code == 2
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"kind": "List", "items": CLUSTER}))
     no_path = run("--from-status", str(good), str(repo / "absent.yaml"))

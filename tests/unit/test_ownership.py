@@ -291,7 +291,8 @@ async def test_retire_with_only_an_attempt_recovers_then_retires(
     retirer = Retirer(publisher.settings, publisher.sync)
     assert await retirer.retire(deleting, {"deletionPolicy": policy}, attempt=1) is None
 
-    assert event_reasons(deleting) == ["Recovered", reason]
+    # The only environment in Renku: its retirement is warned about (Renku would re-seed).
+    assert event_reasons(deleting) == ["Recovered", "LastActiveEnvironment", reason]
     if policy == "Archive":
         assert renku.envs[env_id]["is_archived"] is True
     else:
@@ -404,7 +405,8 @@ async def test_delete_from_an_untrusted_namespace_archives_on_retire(
     assert done is None
     assert renku.envs[env_id]["is_archived"] is True
     assert writes(renku) == ["PATCH"]
-    [event] = deleting.events
+    warning, event = deleting.events  # the only environment: LastActiveEnvironment first
+    assert warning.reason == "LastActiveEnvironment"
     assert event.reason == "Archived"
     assert "deletionPolicy Delete is not allowed in namespace renku" in event.message
 

@@ -354,7 +354,9 @@ def status_file_lookup(path: Path) -> Lookup:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise BumpUsageError(f"cannot read {path}: {exc}") from None
-    items = data.get("items") if isinstance(data, Mapping) and "items" in data else [data]
+    if not isinstance(data, Mapping):
+        raise BumpUsageError(f"{path}: expected kubectl get genv -A -o json output (a List)")
+    items = data.get("items") if "items" in data else [data]
     if not isinstance(items, list):
         raise BumpUsageError(f"{path}: expected kubectl get genv -A -o json output (a List)")
     known: dict[Key, dict[str, Any]] = {}
