@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -75,3 +79,87 @@ class Work:
 
     def event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
         self.events.append(Event(type_, reason, message))
+
+
+class Slots:
+    """The reconcile slots: at most `total` passes at work, at most `share` of one namespace.
+
+    A pass gives its slot back while it waits on the network (`waiting`): a hung Renku or a
+    slow registry then holds no slot, only a place in that dependency's own queue, which is
+    bounded by `share` too. So no team, and no dependency, can take every slot.
+    """
+
+    def __init__(self, total: int, share: int) -> None:
+        self.total = total
+        self.share = max(1, min(share, total))
+        self._all = asyncio.Semaphore(total)
+        self._queues: dict[str, asyncio.Semaphore] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, namespace: str) -> AsyncIterator[None]:
+        """One pass of an object in `namespace`, with a slot while it works."""
+        async with self._queue(f"namespace {namespace}"):
+            hold = _Hold(self)
+            await hold.take()
+            token = _HELD.set(hold)
+            try:
+                yield
+            finally:
+                _HELD.reset(token)
+                hold.give_back()
+
+    @contextlib.asynccontextmanager
+    async def _queue(self, key: str) -> AsyncIterator[None]:
+        # One semaphore per key while anyone uses it: a thousand namespaces cost nothing idle.
+        queue = self._queues.setdefault(key, asyncio.Semaphore(self.share))
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with queue:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._queues[key]
+
+
+class _Hold:
+    def __init__(self, slots: Slots) -> None:
+        self.slots = slots
+        self.held = False
+
+    async def take(self) -> None:
+        await self.slots._all.acquire()
+        self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots._all.release()
+
+
+_HELD: ContextVar[_Hold | None] = ContextVar("reconcile_slot", default=None)
+
+
+@contextlib.asynccontextmanager
+async def waiting(dependency: str) -> AsyncIterator[None]:
+    """Wait on the network (Renku, a registry) without holding a reconcile slot.
+
+    The slot is given back for the wait and taken again after it; the waits on one
+    dependency are bounded by the namespace share. Outside a pass (tests, retiring) a no-op.
+    """
+    hold = _HELD.get()
+    if hold is None or not hold.held:
+        yield
+        return
+    hold.give_back()
+    try:
+        async with hold.slots._queue(f"dependency {dependency}"):
+            yield
+    except Exception:
+        await hold.take()  # the pass goes on (it reports the failure): with a slot again
+        raise
+    except BaseException:
+        raise  # cancelled: the pass ends here, it needs no slot
+    else:
+        await hold.take()
