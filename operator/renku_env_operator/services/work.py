@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
@@ -84,9 +84,10 @@ class Work:
 class Slots:
     """The reconcile slots: at most `total` passes at work, at most `share` of one namespace.
 
-    A pass gives its slot back while it waits on the network (`waiting`): a hung Renku or a
-    slow registry then holds no slot, only a place in that dependency's own queue, which is
-    bounded by `share` too. So no team, and no dependency, can take every slot.
+    A pass gives its slot (and its namespace's share) back while it waits on the network
+    (`waiting`): a hung Renku or a slow registry then holds no slot, only a place in that
+    dependency's own queue, which is bounded by `share` too. So no team, and no dependency,
+    can take every slot, and a pass that needs neither never waits behind them.
     """
 
     def __init__(self, total: int, share: int) -> None:
@@ -99,8 +100,8 @@ class Slots:
     @contextlib.asynccontextmanager
     async def hold(self, namespace: str) -> AsyncIterator[None]:
         """One pass of an object in `namespace`, with a slot while it works."""
-        async with self._queue(f"namespace {namespace}"):
-            hold = _Hold(self)
+        with self._using(f"namespace {namespace}") as mine:
+            hold = _Hold(self, mine)
             await hold.take()
             token = _HELD.set(hold)
             try:
@@ -109,14 +110,13 @@ class Slots:
                 _HELD.reset(token)
                 hold.give_back()
 
-    @contextlib.asynccontextmanager
-    async def _queue(self, key: str) -> AsyncIterator[None]:
+    @contextlib.contextmanager
+    def _using(self, key: str) -> Iterator[asyncio.Semaphore]:
         # One semaphore per key while anyone uses it: a thousand namespaces cost nothing idle.
         queue = self._queues.setdefault(key, asyncio.Semaphore(self.share))
         self._users[key] = self._users.get(key, 0) + 1
         try:
-            async with queue:
-                yield
+            yield queue
         finally:
             self._users[key] -= 1
             if not self._users[key]:
@@ -124,18 +124,27 @@ class Slots:
 
 
 class _Hold:
-    def __init__(self, slots: Slots) -> None:
+    """A pass's namespace share and slot, taken in that order (never the other way round)."""
+
+    def __init__(self, slots: Slots, namespace: asyncio.Semaphore) -> None:
         self.slots = slots
+        self.namespace = namespace
         self.held = False
 
     async def take(self) -> None:
-        await self.slots._all.acquire()
+        await self.namespace.acquire()
+        try:
+            await self.slots._all.acquire()
+        except BaseException:
+            self.namespace.release()
+            raise
         self.held = True
 
     def give_back(self) -> None:
         if self.held:
             self.held = False
             self.slots._all.release()
+            self.namespace.release()
 
 
 _HELD: ContextVar[_Hold | None] = ContextVar("reconcile_slot", default=None)
@@ -145,8 +154,9 @@ _HELD: ContextVar[_Hold | None] = ContextVar("reconcile_slot", default=None)
 async def waiting(dependency: str) -> AsyncIterator[None]:
     """Wait on the network (Renku, a registry) without holding a reconcile slot.
 
-    The slot is given back for the wait and taken again after it; the waits on one
-    dependency are bounded by the namespace share. Outside a pass (tests, retiring) a no-op.
+    The slot is given back for the wait and taken again after it; at most `share` passes
+    wait on one dependency at once (the others queue, holding nothing). Outside a pass
+    (tests, retiring) and inside another wait: a no-op.
     """
     hold = _HELD.get()
     if hold is None or not hold.held:
@@ -154,8 +164,9 @@ async def waiting(dependency: str) -> AsyncIterator[None]:
         return
     hold.give_back()
     try:
-        async with hold.slots._queue(f"dependency {dependency}"):
-            yield
+        with hold.slots._using(f"dependency {dependency}") as queue:
+            async with queue:
+                yield
     except Exception:
         await hold.take()  # the pass goes on (it reports the failure): with a slot again
         raise
