@@ -463,7 +463,7 @@ async def test_a_slow_registry_holds_no_slot_and_no_namespace_takes_them_all(
     reconciler = RegistryWaitingReconciler()
     owners = gated_owners(
         server,
-        reconciler,  # type: ignore[arg-type]
+        reconciler,
         max_concurrent_reconciles=2,
         max_concurrent_reconciles_per_namespace=1,
     )
