@@ -6,8 +6,11 @@ pass that waited for them would miss it, on however loaded a machine."""
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
+
+import httpx
 
 from tests.support.kube import GENV, Kube
 from tests.support.operator_fixtures import (
@@ -29,7 +32,9 @@ async def test_a_hung_renku_leaves_passes_that_need_no_renku_and_other_teams_fre
     kube: Kube, renku_double: RenkuDouble, start_operator: Any
 ) -> None:
     renku_double.hang_requests(ENVS)  # the list and every create: accepted, never answered
+    healthz = f"http://127.0.0.1:{free_port()}/healthz"
     await start_operator(
+        liveness_endpoint=healthz,
         namespaces=[NAMESPACE, OTHER],
         renku_timeout_seconds=HUNG,
         renku_image_check="Off",
@@ -53,6 +58,20 @@ async def test_a_hung_renku_leaves_passes_that_need_no_renku_and_other_teams_fre
     # The hung calls are still hung: nothing above waited for their end.
     assert all(r.status is not None for r in renku_double.requests if r.path == ENVS)
     assert renku_double.count("POST", ENVS) <= 2  # at most the share waits on Renku at once
+
+    # The liveness endpoint says what the passes wait on; it stays healthy: the slots are free.
+    async with httpx.AsyncClient() as client:
+        health = await client.get(healthz, timeout=BOUND)
+    assert health.status_code == 200
+    assert health.json()["reconcile"]["waitingOn"]["renku"] >= 1
+    assert health.json()["reconcile"]["stuck"] is False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 async def test_renku_image_check_that_never_answers_costs_one_request_per_reference(

@@ -16,7 +16,7 @@ from renku_env_operator.config import Settings
 from renku_env_operator.services.objects import Objects
 from renku_env_operator.services.owner import Owners
 from renku_env_operator.services.reconciler import Reconciler
-from renku_env_operator.services.work import Outcome, waiting
+from renku_env_operator.services.work import Outcome, Slots, waiting
 from tests.support.memory_renku import MemoryRenku, publisher_for
 
 FINALIZER = "globalenvironments.renku.io/finalizer"
@@ -479,3 +479,44 @@ async def test_a_slow_registry_holds_no_slot_and_no_namespace_takes_them_all(
     reconciler.registry.set()
     await asyncio.gather(*waiting_passes)
     assert set(slow) <= set(reconciler.entered)
+
+
+async def test_liveness_says_stuck_when_no_pass_gives_a_slot_back() -> None:
+    """Every slot taken and none freed for the limit: the probe fails (and kopf's /healthz with
+    it); passes waiting on the network do not count, they hold no slot."""
+    now = [100.0]
+    slots = Slots(2, 2, clock=lambda: now[0])
+    release = asyncio.Event()
+    entered = asyncio.Queue[str]()
+
+    async def wedged(name: str) -> None:
+        async with slots.hold("team-a"):
+            await entered.put(name)
+            await release.wait()
+
+    async def on_the_network() -> None:
+        async with slots.hold("team-b"), waiting("renku"):
+            await entered.put("net")
+            await release.wait()
+
+    net = asyncio.create_task(on_the_network())
+    await entered.get()
+    now[0] += 1000
+    assert slots.health(600)["stuck"] is False  # a pass waiting on Renku holds no slot
+    assert slots.health(600)["waitingOn"] == {"renku": 1}
+
+    tasks = [asyncio.create_task(wedged(f"p{n}")) for n in range(2)]
+    for _ in tasks:
+        await entered.get()
+    now[0] += 599
+    assert slots.health(600)["stuck"] is False
+    now[0] += 2
+    assert slots.health(600) == {
+        "slots": "2/2",
+        "waitingOn": {"renku": 1},
+        "stuck": True,
+        "secondsAllSlotsBusy": 601.0,
+    }
+    release.set()
+    await asyncio.gather(net, *tasks)
+    assert slots.health(600)["stuck"] is False

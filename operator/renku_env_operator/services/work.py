@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
@@ -90,12 +91,33 @@ class Slots:
     can take every slot, and a pass that needs neither never waits behind them.
     """
 
-    def __init__(self, total: int, share: int) -> None:
+    def __init__(self, total: int, share: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.total = total
         self.share = max(1, min(share, total))
         self._all = asyncio.Semaphore(total)
         self._queues: dict[str, asyncio.Semaphore] = {}
         self._users: dict[str, int] = {}
+        self._clock = clock
+        self.busy = 0
+        self.full_since = float("inf")
+        """Since when every slot has been taken (inf: some slot is free)."""
+
+    def health(self, stuck_after: float) -> dict[str, object]:
+        """What the liveness probe shows; `stuck` when every slot has been taken, and none
+        given back, for `stuck_after` seconds (no pass can make progress then: waits on the
+        network hold no slot, so it is the operator itself, and a restart is the remedy)."""
+        full = max(self._clock() - self.full_since, 0.0)
+        waits = {
+            key.removeprefix("dependency "): users
+            for key, users in self._users.items()
+            if key.startswith("dependency ")
+        }
+        return {
+            "slots": f"{self.busy}/{self.total}",
+            "waitingOn": waits,
+            "stuck": full >= stuck_after,
+            "secondsAllSlotsBusy": round(full, 1),
+        }
 
     @contextlib.asynccontextmanager
     async def hold(self, namespace: str) -> AsyncIterator[None]:
@@ -139,10 +161,15 @@ class _Hold:
             self.namespace.release()
             raise
         self.held = True
+        self.slots.busy += 1
+        if self.slots.busy >= self.slots.total:
+            self.slots.full_since = self.slots._clock()
 
     def give_back(self) -> None:
         if self.held:
             self.held = False
+            self.slots.busy -= 1
+            self.slots.full_since = float("inf")
             self.slots._all.release()
             self.namespace.release()
 
