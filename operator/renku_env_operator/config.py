@@ -106,6 +106,17 @@ class Settings(BaseSettings):
     """Reconcile passes at once (across all objects); the others wait their turn. Bounds the
     operator's memory and its load on Renku and the API server when many objects need work at
     once (a start with 1,000 objects, the end of a Renku outage). Retiring never waits."""
+    max_concurrent_reconciles_per_namespace: int = Field(default=8, ge=1)
+    """Of those, at most this many passes of one namespace at once, and at most this many
+    waits on one dependency (Renku, one registry host): one team's slow registry cannot take
+    every slot. A pass gives its slot back while it waits on the network."""
+    renku_token_wait_seconds: float = Field(default=15.0, gt=0)
+    """Longest wait for the Renku access token (the Keycloak token endpoint): past it the call
+    fails as Renku unavailable instead of queueing behind a token request that hangs."""
+    renku_image_check_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Deadline of Renku's own image check (GET /sessions/images) for one reference; no answer
+    in time is remembered for the retry backoff (doubling to the drift interval), for every
+    object with that reference."""
 
     # --- Smoke tests ---
     smoke_namespace: str | None = None

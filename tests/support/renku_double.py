@@ -370,6 +370,7 @@ class RenkuDouble:
         self._faults: list[tuple[str, _Reply]] = []
         self._actions: list[tuple[str, Literal["drop", "hang"]]] = []
         self._stalls: list[str] = []
+        self._hang_paths: set[str] = set()
         self.stalled = threading.Event()
         self._hung: list[asyncio.Event] = []
         self._down = False
@@ -474,6 +475,13 @@ class RenkuDouble:
         with self._lock:
             self._actions.append((method.upper(), "hang"))
 
+    def hang_requests(self, path: str) -> None:
+        """Record every request to exactly ``path`` (the token endpoint, a lookup, the
+        environments list), then hold its answer until released: a Renku that accepts
+        connections and never answers."""
+        with self._lock:
+            self._hang_paths.add(path)
+
     def stall_next_request(self, method: str) -> None:
         """Hold the next ``method`` request before carrying it out, until released (a request
         still on its way); ``stalled`` is set once it waits."""
@@ -481,7 +489,9 @@ class RenkuDouble:
             self._stalls.append(method.upper())
 
     def release_hung(self) -> None:
-        """Let held answers go (they go at ``stop()`` anyway)."""
+        """Let held answers go (they go at ``stop()`` anyway); ``hang_requests`` ends."""
+        with self._lock:
+            self._hang_paths.clear()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._release_all)
 
@@ -728,6 +738,8 @@ class RenkuDouble:
             await event.wait()
         with self._lock:
             reply, user, action = self._answer(method, path, query, request.headers, raw)
+            if path in self._hang_paths:
+                action = "hang"
         self._check(method, path, query, raw, reply, dropped=action == "drop")
         body = _redacted_form(raw) if path == TOKEN_PATH else _logged_body(raw)
         with self._lock:

@@ -130,6 +130,7 @@ no-crds-no-metrics:
   metrics: {{port: 0}}
 default-with-cluster-cidrs:
   cluster: {{cidrs: [10.96.0.0/12, 10.244.0.0/16, "fd00:10::/56"]}}
+  smoke: {{networkPolicy: {{apiServerCIDRs: [0.0.0.0/0, "::/0"]}}}}
 smoke-fences-off:
   smoke:
     namespace: sandbox
@@ -172,12 +173,30 @@ _APPLICATION = yaml.safe_load((ROOT / "examples" / "argocd-application.yaml").re
 VALUE_SETS["argocd-example"] = _APPLICATION["spec"]["sources"][0]["helm"]["valuesObject"]
 
 
-def helm(*args: str, values: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
+# The chart requires the API server's addresses for the smoke NetworkPolicy: every value set
+# below gets these, unless it sets its own.
+API_SERVER = "172.18.0.2/32"
+BASE: dict[str, Any] = {"smoke": {"networkPolicy": {"apiServerCIDRs": [API_SERVER]}}}
+
+
+def merged(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` over `base`, maps merged key by key (as Helm merges values files)."""
+    out = dict(base)
+    for key, value in values.items():
+        below = out.get(key)
+        both = isinstance(below, dict) and isinstance(value, dict)
+        out[key] = merged(below, value) if both else value  # type: ignore[arg-type]
+    return out
+
+
+def helm(
+    *args: str, values: dict[str, Any] | None = None, base: dict[str, Any] = BASE
+) -> subprocess.CompletedProcess[str]:
     (binary,) = CURRENT
     command = [binary, *args, "--values", "-"] if values is not None else [binary, *args]
     return subprocess.run(
         command,
-        input=json.dumps(values or {}),
+        input=json.dumps(merged(base, values or {})),
         capture_output=True,
         text=True,
         timeout=60,
@@ -434,10 +453,10 @@ def test_default_smoke_namespace_is_created_and_fenced() -> None:
     assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
     # Default-deny egress: not the metadata endpoint, not Renku, not DNS.
     assert spec["egress"] == []
-    # Ingress: the API server's pod proxy, from anywhere outside the cluster (no pod peers).
+    # Ingress: the API server's pod proxy, from the API server's addresses only.
     (rule,) = spec["ingress"]
     assert "ports" not in rule, "each environment chooses its session port"
-    assert rule["from"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
+    assert rule["from"] == [{"ipBlock": {"cidr": API_SERVER}}]
 
     (quota,) = smoke_objects("default", "ResourceQuota")
     hard = quota["spec"]["hard"]
@@ -479,7 +498,7 @@ def test_smoke_fences_follow_their_values() -> None:
     assert limits["default"]["ephemeral-storage"] == "2Gi"
     assert limits["defaultRequest"]["ephemeral-storage"] == "200Mi"
 
-    # Without a list of API server addresses, the cluster's own ranges are refused.
+    # Any address, chosen explicitly: still not the cluster's own ranges.
     docs = render("default-with-cluster-cidrs")
     (policy,) = [d for d in of_kind(docs, "NetworkPolicy") if d["metadata"]["namespace"] == SMOKE]
     assert policy["spec"]["ingress"][0]["from"] == [
@@ -957,3 +976,26 @@ def test_the_argocd_application_points_at_what_a_release_publishes() -> None:
     # The smoke namespace the chart creates is not the Application's own.
     smoke = of_kind(render("argocd-example"), "Namespace")
     assert [n["metadata"]["name"] for n in smoke] == [f"{NAMESPACE}-smoke"]
+
+
+def test_smoke_pods_are_closed_to_the_cluster_unless_told_where_the_api_server_is() -> None:
+    """Finding 9: without the API server's addresses the chart refuses to render (it used to
+    open smoke pods to 0.0.0.0/0, every pod of the cluster included)."""
+    result = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, values={}, base={})
+    assert result.returncode != 0
+    assert "smoke.networkPolicy.apiServerCIDRs is required" in result.stderr
+
+    # The operator's own policy's API server addresses serve when they are set.
+    values = {"networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.1/32"]}}}
+    result = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, values=values, base={})
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    (policy,) = [
+        d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["namespace"] == SMOKE
+    ]
+    assert policy["spec"]["ingress"] == [{"from": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]}]
+
+    # No fence, no requirement.
+    off = {"smoke": {"networkPolicy": {"enabled": False}}}
+    result = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, values=off, base={})
+    assert result.returncode == 0, result.stderr

@@ -16,7 +16,7 @@ from renku_env_operator.config import Settings
 from renku_env_operator.services.objects import Objects
 from renku_env_operator.services.owner import Owners
 from renku_env_operator.services.reconciler import Reconciler
-from renku_env_operator.services.work import Outcome
+from renku_env_operator.services.work import Outcome, Slots, waiting
 from tests.support.memory_renku import MemoryRenku, publisher_for
 
 FINALIZER = "globalenvironments.renku.io/finalizer"
@@ -431,3 +431,92 @@ async def test_an_owner_looks_again_at_its_periodic_interval(server: Server) -> 
     await reconciler.until_entered(3)  # no watch event: the timer woke it twice
     stop.set()
     await owner
+
+
+class RegistryWaitingReconciler(GatedReconciler):
+    """Passes whose image check waits on a registry that drips (until the test lets it go)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.registry = asyncio.Event()
+
+    async def reconcile(self, ref: Any, spec: Any, status: Any, state: Any) -> Outcome:
+        self.entered.append(ref.uid)
+        self.arrived.set()
+        if ref.uid.startswith("slow-"):
+            async with waiting("registry slow.example"):
+                await self.registry.wait()
+        return Outcome(status=GlobalEnvironmentStatus())
+
+
+def in_namespace(namespace: str, uid: str) -> dict[str, Any]:
+    live = body({}, 1, uid=uid)
+    live["metadata"]["namespace"] = namespace
+    return live
+
+
+async def test_a_slow_registry_holds_no_slot_and_no_namespace_takes_them_all(
+    server: Server,
+) -> None:
+    """Finding 4(c): one namespace's images on a slow registry, ten times the slots: another
+    team's pass, and the same team's pass that needs no registry, still run at once."""
+    reconciler = RegistryWaitingReconciler()
+    owners = gated_owners(
+        server,
+        reconciler,
+        max_concurrent_reconciles=2,
+        max_concurrent_reconciles_per_namespace=1,
+    )
+    slow = [f"slow-{n}" for n in range(20)]
+    waiting_passes = [asyncio.create_task(owners.look(in_namespace("team-a", uid))) for uid in slow]
+    await reconciler.until_entered(1)  # the registry's share (1) waits on it; the rest queue
+
+    async with asyncio.timeout(5):  # nothing here waits on the registry
+        await owners.look(in_namespace("team-b", "other-team"))
+        await owners.look(in_namespace("team-a", "no-registry"))
+
+    assert {"other-team", "no-registry"} <= set(reconciler.entered)
+    reconciler.registry.set()
+    await asyncio.gather(*waiting_passes)
+    assert set(slow) <= set(reconciler.entered)
+
+
+async def test_liveness_says_stuck_when_no_pass_gives_a_slot_back() -> None:
+    """Every slot taken and none freed for the limit: the probe fails (and kopf's /healthz with
+    it); passes waiting on the network do not count, they hold no slot."""
+    now = [100.0]
+    slots = Slots(2, 2, clock=lambda: now[0])
+    release = asyncio.Event()
+    entered = asyncio.Queue[str]()
+
+    async def wedged(name: str) -> None:
+        async with slots.hold("team-a"):
+            await entered.put(name)
+            await release.wait()
+
+    async def on_the_network() -> None:
+        async with slots.hold("team-b"), waiting("renku"):
+            await entered.put("net")
+            await release.wait()
+
+    net = asyncio.create_task(on_the_network())
+    await entered.get()
+    now[0] += 1000
+    assert slots.health(600)["stuck"] is False  # a pass waiting on Renku holds no slot
+    assert slots.health(600)["waitingOn"] == {"renku": 1}
+
+    tasks = [asyncio.create_task(wedged(f"p{n}")) for n in range(2)]
+    for _ in tasks:
+        await entered.get()
+    now[0] += 599
+    assert slots.health(600)["stuck"] is False
+    now[0] += 2
+    assert slots.health(600) == {
+        "slots": "2/2",
+        "waitingOn": {"renku": 1},
+        "stuck": True,
+        "secondsAllSlotsBusy": 601.0,
+    }
+    release.set()
+    await asyncio.gather(net, *tasks)
+    assert slots.health(600)["stuck"] is False

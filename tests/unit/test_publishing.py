@@ -393,6 +393,26 @@ async def test_a_write_during_a_list_makes_that_list_stale(renku: MemoryRenku) -
     assert renku.log == ["LIST", "LIST"]
 
 
+async def test_a_failed_list_is_shared_by_every_waiter_and_kept_for_the_backoff(
+    renku: MemoryRenku,
+) -> None:
+    """Finding 4(a): passes queued behind a list that fails get its failure, and so does every
+    pass within the backoff: one request, not one per pass."""
+    snapshot = RenkuSnapshot(renku, max_age=300.0, retry_after=60.0)
+    renku.list_gate = asyncio.Event()
+    waiters = [asyncio.create_task(snapshot.get()) for _ in range(5)]
+    await renku.listing.wait()
+    renku.fail("LIST", RenkuUnavailableError("Cannot reach Renku (ReadTimeout)"))
+    renku.list_gate.set()
+
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    with pytest.raises(RenkuUnavailableError, match="ReadTimeout"):
+        await snapshot.get()  # within the backoff: the same failure, no request
+
+    assert all(isinstance(r, RenkuUnavailableError) for r in results), results
+    assert renku.log == ["LIST"]
+
+
 async def test_no_create_is_sent_when_the_attempt_cannot_be_recorded(
     renku: MemoryRenku, claims: ClaimsClient, kube: Kube
 ) -> None:

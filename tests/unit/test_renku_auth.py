@@ -318,3 +318,42 @@ async def test_secrets_and_tokens_never_reach_logs_or_errors(
     assert any("fetched a Renku access token" in r.getMessage() for r in caplog.records)
     for secret in secrets:
         assert all(secret not in text for text in texts)
+
+
+async def test_a_hung_token_endpoint_fails_the_waiting_calls_at_the_token_wait() -> None:
+    """Finding 4(b): a token request that never ends (no timeout of the client bounds a mock
+    transport) holds the token lock; every other call fails at the token wait, not after it."""
+    token_asked = asyncio.Event()
+    never = asyncio.Event()
+    token_posts: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            token_posts.append(request.method)
+            token_asked.set()
+            await never.wait()
+        return httpx.Response(200, json=[])
+
+    creds = ClientCredentials(
+        token_url="http://renku.test/token", client_id="op", client_secret=SecretStr(SECRET)
+    )
+    auth = auth_for(creds, wait=0.5)
+    async with RenkuClient(
+        "http://renku.test/api/data",
+        auth,
+        transport=httpx.MockTransport(handler),
+        retry_attempts=1,
+        timeout=600.0,
+    ) as renku:
+        holder = asyncio.create_task(renku.list_environments())
+        await token_asked.wait()
+        async with asyncio.timeout(30):  # far below what the hung request would take
+            results = await asyncio.gather(
+                *(renku.list_environments() for _ in range(5)), return_exceptions=True
+            )
+        holder.cancel()
+        await asyncio.gather(holder, return_exceptions=True)
+
+    assert all(isinstance(r, RenkuUnavailableError) for r in results), results
+    assert "no Renku access token within 0.5s" in str(results[0])
+    assert token_posts == ["POST"]

@@ -132,14 +132,20 @@ class ClientCredentialsAuth(httpx.Auth):
         credentials: ClientCredentials,
         *,
         refresh_margin: float = 30.0,
+        wait: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._credentials = credentials
         self._refresh_margin = refresh_margin
+        self._wait = wait
         self._clock = clock
         self._lock = asyncio.Lock()
         self._token: SecretStr | None = None
         self._refresh_at = 0.0
+        # A token request that failed fails every call that waited for it: a hung or broken
+        # token endpoint costs one request per round of the client's retries, not one per call.
+        self._failure: RenkuError | None = None
+        self._failures = 0
 
     def __repr__(self) -> str:
         return f"ClientCredentialsAuth(client_id={self._credentials.client_id!r})"
@@ -147,20 +153,72 @@ class ClientCredentialsAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        async with self._lock:  # one refresh at a time; the others reuse its token
+        failures = await self._acquire()  # one refresh at a time; the others reuse its token
+        try:
             if self._token is None or self._clock() >= self._refresh_at:
-                await self._store((yield self._token_request()))
+                self._raise_failure_since(failures)
+                try:
+                    answer = yield self._token_request()
+                except GeneratorExit:  # no answer: a timeout, the connection lost
+                    self._failed(
+                        RenkuUnavailableError("the Keycloak token endpoint did not answer")
+                    )
+                    raise
+                await self._refresh(answer)
             used = self._token
+        finally:
+            self._lock.release()
         request.headers["Authorization"] = self._bearer()
         response = yield request
         if response.status_code != 401:
             return
-        async with self._lock:
+        failures = await self._acquire()
+        try:
             if self._token is used:  # nobody refreshed since we sent: fetch a new token
+                self._raise_failure_since(failures)
                 log.debug("Renku answered 401; fetching a fresh token and retrying once")
-                await self._store((yield self._token_request()))
+                try:
+                    answer = yield self._token_request()
+                except GeneratorExit:  # no answer: a timeout, the connection lost
+                    self._failed(
+                        RenkuUnavailableError("the Keycloak token endpoint did not answer")
+                    )
+                    raise
+                await self._refresh(answer)
+        finally:
+            self._lock.release()
         request.headers["Authorization"] = self._bearer()
         yield request
+
+    async def _acquire(self) -> int:
+        """The token lock, within `wait` seconds: a token request that hangs (bounded only by
+        the client's timeouts, per read) must not queue every Renku call behind it. Returns
+        the count of failed token requests before the wait."""
+        failures = self._failures
+        try:
+            async with asyncio.timeout(self._wait):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise RenkuUnavailableError(
+                f"no Renku access token within {self._wait:g}s: the token endpoint "
+                f"({self._credentials.token_url}) does not answer"
+            ) from None
+        return failures
+
+    def _raise_failure_since(self, failures: int) -> None:
+        if self._failure is not None and self._failures > failures:
+            raise self._failure  # the request this call waited for failed: so does this call
+
+    async def _refresh(self, response: httpx.Response) -> None:
+        try:
+            await self._store(response)
+        except RenkuError as exc:
+            self._failed(exc)
+            raise
+        self._failure = None
+
+    def _failed(self, exc: RenkuError) -> None:
+        self._failure, self._failures = exc, self._failures + 1
 
     def _bearer(self) -> str:
         if self._token is None:
@@ -224,8 +282,9 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def auth_for(credentials: Credentials) -> httpx.Auth:
-    """The httpx auth flow for the given kind of credentials."""
+def auth_for(credentials: Credentials, *, wait: float = 15.0) -> httpx.Auth:
+    """The httpx auth flow for the given kind of credentials (`wait`: the longest wait for
+    the token lock)."""
     if isinstance(credentials, StaticToken):
         return StaticTokenAuth(credentials)
-    return ClientCredentialsAuth(credentials)
+    return ClientCredentialsAuth(credentials, wait=wait)

@@ -24,6 +24,9 @@ __all__ = ["OWNER", "RESOURCE", "post_event", "register"]
 
 RESOURCE = (crd.GROUP, crd.VERSION, crd.PLURAL)
 OWNER = "owner"
+STUCK_SECONDS = 600.0
+"""Every slot taken, none given back this long: the operator cannot make progress. Longer than
+any pass's own work (network waits hold no slot; a registry check ends at its deadline)."""
 
 
 def _context(memo: kopf.Memo) -> OperatorContext:
@@ -77,3 +80,15 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
             metrics.RECONCILE_DURATION.labels("retire").observe(time.monotonic() - started)
         if retry_after is not None:
             raise kopf.TemporaryError(message, delay=retry_after)
+
+    @kopf.on.probe(id="reconcile", registry=registry)
+    async def reconcile_probe(memo: kopf.Memo, **_: Any) -> dict[str, object]:
+        """Part of /healthz: the slots and what passes wait on; it fails (HTTP 500, the
+        liveness probe restarts the pod) when no pass has made progress for STUCK_SECONDS."""
+        context = memo.get("context")
+        if not isinstance(context, OperatorContext):
+            return {"slots": "starting"}
+        health = context.owners.slots.health(STUCK_SECONDS)
+        if health["stuck"]:
+            raise RuntimeError(f"no reconcile pass has made progress: {health}")
+        return health

@@ -141,7 +141,8 @@ async def build_publisher(
         await ownership.era()
     except ClaimError as exc:
         raise SettingsError(f"ownership records (GlobalEnvironmentClaims): {exc}") from None
-    sync = RenkuSync(renku, RenkuSnapshot(renku, config.drift_interval_seconds), ownership)
+    snapshot = RenkuSnapshot(renku, config.drift_interval_seconds, config.retry_backoff_seconds)
+    sync = RenkuSync(renku, snapshot, ownership)
     return Publisher(config, sync)
 
 
@@ -192,7 +193,11 @@ async def build_context(config: Settings) -> OperatorContext:
     closers: list[Closer] = [kube.close]
     objects = Objects()  # the one record per object, shared by the owners and the ownership cache
     # The credentials Secret is read once; both Renku clients share one auth flow (one token).
-    auth = auth_for(await load_credentials(config, kube)) if config.renku_url else None
+    auth = (
+        auth_for(await load_credentials(config, kube), wait=config.renku_token_wait_seconds)
+        if config.renku_url
+        else None
+    )
     publisher = await build_publisher(config, kube, closers, objects, auth)
     renku_check = build_renku_check(config, closers, auth)
     images = build_image_verifier(config, kube, closers, renku_check)

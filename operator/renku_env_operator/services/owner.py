@@ -30,7 +30,7 @@ from ..domain import conditions as cond
 from ..domain.status_patch import merge_patch, progress_only, worth_writing
 from .objects import Objects, ObjectState
 from .reconciler import Reconciler
-from .work import Event, ObjectRef, Outcome
+from .work import Event, ObjectRef, Outcome, Slots
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,9 @@ class Owners:
         self._post = post_event
         self._finalizer = finalizer
         self._cancel_smoke = cancel_smoke
-        self._slots = asyncio.Semaphore(settings.max_concurrent_reconciles)
+        self.slots = Slots(
+            settings.max_concurrent_reconciles, settings.max_concurrent_reconciles_per_namespace
+        )
 
     # -- what the handlers call --------------------------------------------------------------
 
@@ -149,10 +151,12 @@ class Owners:
         """One pass (after any other work on the object); returns when to look again.
 
         The slot comes before the lock: a pass waiting for its turn holds nothing, so that
-        retiring never waits behind the queue."""
-        state = self.objects.get(ref_of(body).uid)
+        retiring never waits behind the queue. The slot is fair across namespaces and given
+        back while the pass waits on the network (services/work.py)."""
+        ref = ref_of(body)
+        state = self.objects.get(ref.uid)
         state.view = body
-        async with self._slots, state.lock:
+        async with self.slots.hold(ref.namespace), state.lock:
             if (body.get("metadata") or {}).get("deletionTimestamp"):
                 return periodic_interval(self.settings)  # deleted while it waited: retire's
             return await self._pass(state, body)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Mapping
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 from ..api.spec import GlobalEnvironmentSpec
 from ..api.status import GlobalEnvironmentStatus
 from ..config import Settings
 from ..domain import conditions as cond
+from ..domain.image_reference import InvalidImageReference, parse_image_reference
 from ..domain.validation import validate_spec
 from .image_gate import ImageGate, ImageVerifier
 from .objects import ObjectState
@@ -23,7 +25,7 @@ from .publishing import Publisher, report_kept
 from .renku_image_check import RenkuImageCheck
 from .retiring import Retirer
 from .smoke_gate import SmokeGate, SmokeRunner
-from .work import ObjectRef, Outcome, Work
+from .work import ObjectRef, Outcome, Work, waiting
 
 __all__ = ["ObjectRef", "Outcome", "Reconciler"]
 
@@ -100,7 +102,11 @@ class Reconciler:
     async def _pipeline(self, work: Work, spec: GlobalEnvironmentSpec) -> bool:
         """Image (ours, then Renku's own) -> smoke test -> publish, one step after the other. False while a smoke test
         is still running (or failed to run)."""
-        image = await _step(cond.IMAGE_VERIFIED, self.image_gate.verify(work, spec))
+        # The registry check waits on the network: without a reconcile slot, in its
+        # registry's own queue (a slow registry delays only the objects that use it).
+        checks = self.image_gate.images is not None and self.settings.image_checks
+        async with waiting(f"registry {_registry(spec.image)}") if checks else nullcontext():
+            image = await _step(cond.IMAGE_VERIFIED, self.image_gate.verify(work, spec))
         if self.renku_check is not None:  # Renku's own checks of exactly what it will receive
             image = await _step(cond.IMAGE_VERIFIED, self.renku_check.verify(work, spec, image))
         tested = (
@@ -178,3 +184,10 @@ async def _step(condition: str, step: Awaitable[T]) -> T:
         return await step
     except Exception as exc:  # bounded by the caller, whatever it is
         raise _StepFailed(condition, exc) from exc
+
+
+def _registry(image: str) -> str:
+    try:
+        return parse_image_reference(image).api_host
+    except InvalidImageReference:
+        return "?"  # validation refused it already; never reached

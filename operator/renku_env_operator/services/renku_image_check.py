@@ -27,7 +27,7 @@ from ..domain import conditions as cond
 from ..domain import renku_checks as checks
 from ..domain.images import Finding
 from ..domain.renku_checks import PullAnswer, ResourcePool
-from .work import Work
+from .work import Work, waiting
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class RenkuImageCheck:
         self._missing_until = float("-inf")
         self._probe = asyncio.Lock()
         self._seen = False  # whether this Renku has answered the image check at all
+        self._failures: dict[str, int] = {}  # references Renku did not answer, in a row
 
     @property
     def uses_pools(self) -> bool:
@@ -185,14 +186,15 @@ class RenkuImageCheck:
         # Until Renku has answered once, one request at a time: a Renku without the image
         # check (404) is then asked once, not once per object reconciling at that moment.
         # After that, one lock per reference: objects sharing an image share one request.
+        # The wait holds no reconcile slot; the request has its own short deadline.
         gate = self._locks.setdefault(reference, asyncio.Lock()) if self._seen else self._probe
-        async with gate:
+        async with waiting("renku"), gate:
             known = self._known(reference)
             if known is not None:
                 return known
             answer, keep = await self._ask(reference)
-            self._prune()
             self._answers[reference] = _Cached(answer, self._clock() + keep)
+            self._prune()
             return answer
 
     def _known(self, reference: str) -> PullAnswer | None:
@@ -205,8 +207,17 @@ class RenkuImageCheck:
         """Renku's answer and how long it holds: a yes for the registry re-check interval, a
         no for the drift interval (a fix is seen sooner), no answer until the backoff."""
         settings = self.settings
+        deadline = settings.renku_image_check_timeout_seconds
         try:
-            answer = await self._lookups.check_image(reference)
+            async with asyncio.timeout(deadline):
+                answer = await self._lookups.check_image(reference)
+        except TimeoutError:
+            log.warning("Renku's image check did not answer for %s within %gs", reference, deadline)
+            note = (
+                f"Renku's own image check did not answer within {deadline:g}s "
+                "(RENKU_IMAGE_CHECK_TIMEOUT_SECONDS): asked again later."
+            )
+            return PullAnswer(accessible=None, note=note), self._backoff(reference)
         except RenkuNotFoundError:
             self._seen = False
             self._missing_until = self._clock() + settings.image_check_interval_seconds
@@ -223,11 +234,20 @@ class RenkuImageCheck:
         except RenkuError as exc:
             log.warning("Renku's image check did not answer for %s: %s", reference, exc)
             note = f"Renku's own image check did not answer ({exc}): asked again later."
-            return PullAnswer(accessible=None, note=note), settings.retry_backoff_seconds
+            return PullAnswer(accessible=None, note=note), self._backoff(reference)
         self._seen = True
+        self._failures.pop(reference, None)
         if answer.accessible:
             return answer, settings.image_check_interval_seconds
         return answer, settings.drift_interval_seconds
+
+    def _backoff(self, reference: str) -> float:
+        """How long no answer is kept: the retry backoff, doubling while Renku keeps failing
+        for this reference, up to the drift interval (one request per reference and interval
+        however many objects use it)."""
+        failures = self._failures[reference] = self._failures.get(reference, 0) + 1
+        backoff: float = self.settings.retry_backoff_seconds * 2.0 ** min(failures - 1, 16)
+        return min(backoff, self.settings.drift_interval_seconds)
 
     def _missing_note(self) -> str:
         return (
@@ -240,4 +260,10 @@ class RenkuImageCheck:
         self._answers = {ref: c for ref, c in self._answers.items() if c.expires > now}
         self._locks = {
             ref: lock for ref, lock in self._locks.items() if ref in self._answers or lock.locked()
+        }
+        # A reference's failures count while it is asked (its lock is held) or kept.
+        self._failures = {
+            ref: n
+            for ref, n in self._failures.items()
+            if ref in self._answers or ref in self._locks
         }

@@ -15,11 +15,11 @@ from typing import Any
 
 from ..api.spec import DeletionPolicy
 from ..clients.renku import RenkuClient
-from ..clients.renku_errors import RenkuInUseError, RenkuNotFoundError
+from ..clients.renku_errors import RenkuError, RenkuInUseError, RenkuNotFoundError
 from ..domain import payload
 from ..domain.payload import Declared, FieldDiff
 from .ownership import Attempt, AttemptInFlightError, Ownership, parse_time
-from .work import ObjectRef
+from .work import ObjectRef, waiting
 
 # How far Renku's creation_date may lie before our recorded attempt: clock skew between the
 # operator and Renku, and Renku's dates in whole seconds. Small on purpose: an identical
@@ -40,26 +40,53 @@ class AdoptionError(Exception):
 
 
 class RenkuSnapshot:
-    """All of Renku's environments, fetched at most once per interval for every object."""
+    """All of Renku's environments, fetched at most once per interval for every object.
 
-    def __init__(self, client: RenkuClient, max_age: float) -> None:
+    One list request at a time, shared by every pass that needs it; a failed one is shared
+    too: every pass waiting on it, and every pass for `retry_after` seconds (doubling while
+    Renku keeps failing, up to the interval), gets the same error without asking again.
+    The wait holds no reconcile slot (services/work.py)."""
+
+    def __init__(self, client: RenkuClient, max_age: float, retry_after: float = 15.0) -> None:
         self._client = client
         self._max_age = max_age
+        self._retry_after = retry_after
         self._lock = asyncio.Lock()
         self._taken = float("-inf")
         self._writes = 0  # bumped by invalidate(), also while a list request is in flight
         self._environments: dict[str, dict[str, Any]] = {}
+        self._failure: RenkuError | None = None
+        self._failed_until = float("-inf")
+        self._failures = 0
 
     async def get(self) -> dict[str, dict[str, Any]]:
-        async with self._lock:
-            if time.monotonic() - self._taken >= self._max_age:
-                started, writes = time.monotonic(), self._writes
-                listed = await self._client.list_environments(include_archived=True)
-                self._environments = {env["id"]: env for env in listed}
-                # Age counts from the request, and a write that overlapped it makes the list
-                # stale at once: it may predate the write, and must not hide it for an interval.
-                self._taken = started if writes == self._writes else float("-inf")
+        if not self._stale():
             return self._environments
+        async with waiting("renku"), self._lock:
+            if self._stale():
+                await self._list()
+            return self._environments
+
+    def _stale(self) -> bool:
+        now = time.monotonic()
+        if self._failure is not None and now < self._failed_until:
+            raise self._failure
+        return now - self._taken >= self._max_age
+
+    async def _list(self) -> None:
+        started, writes = time.monotonic(), self._writes
+        try:
+            listed = await self._client.list_environments(include_archived=True)
+        except RenkuError as exc:
+            self._failures += 1
+            backoff = min(self._retry_after * 2.0 ** min(self._failures - 1, 16), self._max_age)
+            self._failure, self._failed_until = exc, time.monotonic() + backoff
+            raise
+        self._failure, self._failures = None, 0
+        self._environments = {env["id"]: env for env in listed}
+        # Age counts from the request, and a write that overlapped it makes the list
+        # stale at once: it may predate the write, and must not hide it for an interval.
+        self._taken = started if writes == self._writes else float("-inf")
 
     def invalidate(self) -> None:
         """Our own write changed Renku: the next get() lists again."""
@@ -111,7 +138,8 @@ class RenkuSync:
 
     async def adopt(self, env_id: str) -> dict[str, Any]:
         try:
-            return await self.client.get_environment(env_id)
+            async with waiting("renku"):
+                return await self.client.get_environment(env_id)
         except RenkuNotFoundError:
             raise AdoptionError(
                 f"spec.renkuId {env_id} does not exist in Renku: copy the id from the admin "
@@ -120,7 +148,8 @@ class RenkuSync:
 
     async def fetch(self, env_id: str) -> dict[str, Any] | None:
         try:
-            return await self.client.get_environment(env_id)
+            async with waiting("renku"):
+                return await self.client.get_environment(env_id)
         except RenkuNotFoundError:
             return None
 
@@ -146,13 +175,15 @@ class RenkuSync:
 
     async def create(self, declared: Declared) -> str:
         """POST; the caller has recorded the attempt first."""
-        created = await self.client.create_environment(payload.create_payload(declared))
+        async with waiting("renku"):
+            created = await self.client.create_environment(payload.create_payload(declared))
         self.snapshot.invalidate()
         return str(created["id"])
 
     async def update(self, owner: ObjectRef, env_id: str, changes: list[FieldDiff]) -> None:
         await self.ownership.verify(owner, env_id)
-        await self.client.patch_environment(env_id, payload.patch_payload(changes))
+        async with waiting("renku"):
+            await self.client.patch_environment(env_id, payload.patch_payload(changes))
         self.snapshot.invalidate()
 
     async def retire(
@@ -165,16 +196,19 @@ class RenkuSync:
         self.snapshot.invalidate()
         if policy == "Delete":
             try:
-                await self.client.delete_environment(env_id)
+                async with waiting("renku"):
+                    await self.client.delete_environment(env_id)
             except RenkuInUseError:
-                await self.client.archive_environment(env_id)
+                async with waiting("renku"):
+                    await self.client.archive_environment(env_id)
                 return "ArchivedInUse", (
                     f"Environment {env_id} is still used by session launchers, so it was "
                     "archived instead of deleted (existing launchers keep working)."
                 )
             return "Deleted", f"Deleted environment {env_id} from Renku."
         try:
-            await self.client.archive_environment(env_id)
+            async with waiting("renku"):
+                await self.client.archive_environment(env_id)
         except RenkuNotFoundError:
             return "AlreadyGone", f"Environment {env_id} no longer exists in Renku."
         return "Archived", f"Archived environment {env_id} in Renku."
