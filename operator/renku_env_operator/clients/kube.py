@@ -4,8 +4,10 @@ Only the client's configuration loading, authentication and connection pool are 
 request is built here (`KubeClient.request`) and answered as the API serves it, in plain dicts
 (camelCase keys). The generated API classes and models are never imported: building them
 costs over 20 MiB (kubernetes 37's pydantic models), and a dict is what the callers want.
-Every call runs in a worker thread (`asyncio.to_thread`). The client's exceptions never leave
-this module: they become `KubeError` and its subclasses.
+Every call runs in a worker thread of this module's own pool (`KUBE_EXECUTOR`), not the loop's
+default one: whatever else blocks threads there (a slow DNS lookup, a file read) cannot hold up
+claims, status and pods. The client's exceptions never leave this module: they become
+`KubeError` and its subclasses.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextvars
 import functools
 import json
 import re
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
@@ -30,6 +34,8 @@ from ..api import rules
 T = TypeVar("T")
 MAX_PROXY_BODY = 2000
 MERGE_PATCH = "application/merge-patch+json"
+# Threads start on demand; as many as the default pool would have on a small node.
+KUBE_EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kube")
 
 
 class KubeError(Exception):
@@ -116,7 +122,7 @@ class KubeClient:
 
     async def close(self) -> None:
         """Release the connection pool."""
-        await asyncio.to_thread(self._api.close)
+        await _in_kube_thread(self._api.close)
 
     async def create_pod(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Create a pod; KubeConflictError when the name is taken."""
@@ -360,7 +366,14 @@ class KubeClient:
         return data
 
     async def _run(self, function: Callable[[], T]) -> T:
-        return await asyncio.to_thread(functools.partial(_translated, function))
+        return await _in_kube_thread(functools.partial(_translated, function))
+
+
+async def _in_kube_thread(function: Callable[[], T]) -> T:
+    """`asyncio.to_thread`, in the Kubernetes client's own pool."""
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(KUBE_EXECUTOR, context.run, function)
 
 
 def _translated(function: Callable[[], T]) -> T:

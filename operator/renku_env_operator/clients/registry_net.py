@@ -11,8 +11,10 @@ against the host name (httpcore passes the origin's name as SNI, not the address
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpcore
 import httpx
@@ -25,6 +27,12 @@ _SocketOption = (
 )
 
 
+# getaddrinfo blocks a thread for as long as the registry's DNS takes, and a deadline cancels
+# the wait, not the thread: lookups get a pool of their own, so a user's slow DNS delays only
+# registry checks (queued here), never the Kubernetes calls (clients/kube.py has its own pool).
+DNS_EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dns")
+
+
 class TargetRefused(Exception):
     """A connection the address rules do not allow; nothing was sent."""
 
@@ -33,7 +41,9 @@ async def resolve(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (an address literal resolves to itself)."""
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await loop.run_in_executor(
+            DNS_EXECUTOR, functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        )
     except socket.gaierror as error:
         raise httpcore.ConnectError(f"cannot resolve {host}: {error}") from error
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
