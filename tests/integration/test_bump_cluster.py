@@ -3,14 +3,13 @@ the installed console script, a kubeconfig (and a context), GET per object."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import kmock
 
-from tests.support.console import COMMAND, command_env, needs_command
+from tests.support.console import command_env, needs_command, run_cli
 from tests.support.kube import GENV, Kube
 
 pytestmark = needs_command
@@ -21,17 +20,7 @@ TESTED = "ghcr.io/org/python:1.3.0"
 
 async def bump(kube: Kube, *args: str) -> tuple[int, str, str]:
     env = command_env() | {"KUBECONFIG": str(kube.kubeconfig_path)}
-    process = await asyncio.create_subprocess_exec(
-        str(COMMAND),
-        "bump",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli(env, "bump", *args)
 
 
 def manifest(name: str, image: str) -> str:

@@ -10,7 +10,6 @@ as it is (last known good).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import yaml
 
 from renku_env_operator.domain.smokepod import GLOBAL_ENVIRONMENT, ROLE
-from tests.support.console import COMMAND, command_env, needs_command
+from tests.support.console import command_env, needs_command, run_cli
 from tests.support.kube import GENV, Kube
 from tests.support.kubelet import Kubelet
 from tests.support.operator_fixtures import ENVS, NAMESPACE, condition, env_writes, has_condition
@@ -27,19 +26,6 @@ from tests.support.renku_seed import seed_fresh_renku
 
 pytestmark = needs_command
 FAILING = "minimal-shell"  # its image crashes in the smoke test
-
-
-async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        str(COMMAND),
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def plan_smoke_test(kubelet: Kubelet, manifest: dict[str, Any]) -> None:

@@ -31,6 +31,20 @@ def command_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
+async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`renku-env-operator ARGS` to its end (60 s at most): exit code, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        str(COMMAND),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 @asynccontextmanager
 async def running(
     env: dict[str, str], log_path: Path, *args: str
