@@ -23,6 +23,7 @@ from renku_env_operator.clients.renku_auth import StaticToken, StaticTokenAuth
 from renku_env_operator.clients.renku_errors import RenkuError, RenkuUnavailableError
 from renku_env_operator.config import Settings
 from renku_env_operator.domain import conditions as cond
+from renku_env_operator.services import renku_sync
 from renku_env_operator.services.ownership import Ownership
 from renku_env_operator.services.publishing import Publisher
 from renku_env_operator.services.renku_sync import RenkuSnapshot, RenkuSync
@@ -274,6 +275,88 @@ async def test_a_young_attempt_stops_a_second_operator_from_posting(
     assert renku_double.count("POST") == 1
     await first.sync.client.aclose()
     await second.sync.client.aclose()
+
+
+class SlowAttemptWrites(ClaimsClient):
+    """An API server slow to answer a create attempt's write: it lands at once (others see
+    it), its answer comes only when the test releases it."""
+
+    def __init__(self, claims: ClaimsClient) -> None:
+        super().__init__(claims._kube, claims.namespace)
+        self.landed, self.release = asyncio.Event(), asyncio.Event()
+
+    async def create(self, name: str, spec: Any, labels: Any) -> dict[str, Any]:
+        raw = await super().create(name, spec, labels)
+        if name.startswith("attempt-"):
+            self.landed.set()
+            await self.release.wait()
+        return raw
+
+
+def renku_stack(renku_double: RenkuDouble, claims: ClaimsClient) -> Publisher:
+    """One operator process: its own caches and clients (a short Renku budget)."""
+    token = StaticTokenAuth(StaticToken(token=SecretStr(renku_double.admin_token)))
+    client = RenkuClient(renku_double.url, token, timeout=0.3, retry_attempts=1)
+    config = Settings(operator_namespace=NAMESPACE, retry_backoff_seconds=1e-6)
+    return Publisher(config, RenkuSync(client, RenkuSnapshot(client, 300.0), Ownership(claims)))
+
+
+async def test_a_slow_claim_write_does_not_let_a_second_operator_post(
+    renku_double: RenkuDouble, claims: ClaimsClient, kube: Kube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The skew allowance is what used to hide a slow write: small here, so the test is quick.
+    monkeypatch.setattr(renku_sync, "CLOCK_SKEW", timedelta(seconds=0.2))
+    slow = SlowAttemptWrites(claims)
+    first, second = renku_stack(renku_double, slow), renku_stack(renku_double, claims)
+    a = work_for(REF)
+    posting = asyncio.create_task(first.publish(a, spec(), IMAGE))
+    await slow.landed.wait()
+    # The first replica's record has landed, its answer has not: slower than budget + skew.
+    await asyncio.sleep(first.sync.client.call_budget + 0.2 + 0.3)
+
+    b = work_for(REF)
+    await second.publish(b, spec(), IMAGE)
+    assert synced(b)[:2] == ("Unknown", "CreateInFlight"), synced(b)
+    assert renku_double.count("POST") == 0
+
+    slow.release.set()
+    await posting
+    assert synced(a)[:2] == ("True", "Created")
+    again = applied(b)
+    await second.publish(again, spec(), IMAGE)
+    assert synced(again)[:2] == ("True", "InSync")
+    assert again.status.renku_id == a.status.renku_id
+    assert len(renku_double.environments) == 1
+    assert renku_double.count("POST") == 1
+    await first.sync.client.aclose()
+    await second.sync.client.aclose()
+
+
+async def test_a_create_whose_record_took_too_long_is_not_sent(
+    renku_double: RenkuDouble, claims: ClaimsClient, kube: Kube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(renku_sync, "SEND_WITHIN", timedelta(seconds=0.2), raising=False)
+    slow = SlowAttemptWrites(claims)
+    publisher = renku_stack(renku_double, slow)
+    work = work_for(REF)
+    posting = asyncio.create_task(publisher.publish(work, spec(), IMAGE))
+    await slow.landed.wait()
+    await asyncio.sleep(0.4)  # the write answers later than SEND_WITHIN after its stamp
+    slow.release.set()
+    await posting
+
+    status, reason, message = synced(work)
+    assert (status, reason) == ("False", "ClaimFailed"), synced(work)
+    assert "recording the create took" in message
+    assert "not sent" in message
+    assert renku_double.count("POST") == 0
+    assert stored_claims(kube, "attempt") == {}  # certainly not sent: cleared
+    # The next pass, with a prompt write, creates it (no wait for its own unsent attempt).
+    again = applied(work)
+    await publisher.publish(again, spec(), IMAGE)
+    assert synced(again)[:2] == ("True", "Created"), synced(again)
+    assert renku_double.count("POST") == 1
+    await publisher.sync.client.aclose()
 
 
 @pytest.mark.parametrize(("policy", "reason"), [("Archive", "Archived"), ("Delete", "Deleted")])

@@ -56,7 +56,8 @@ class ClaimedCreateAttempt(ApiModel):
     """A create in Renku whose answer has not been confirmed."""
 
     started_at: str
-    """When it was recorded, just before the POST (RFC 3339, the operator's clock)."""
+    """When it was recorded, just before the write of the record (RFC 3339, the writing
+    operator's clock); the POST starts after the write returned, within 5 s of it."""
     fingerprint: str
     """Hash of the environment that was sent."""
     environment: RenkuEnvironmentState

@@ -15,7 +15,8 @@ owned by another GlobalEnvironment is never written to, whatever any status says
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +64,9 @@ class Attempt:
     fingerprint: str
     environment: Declared
     resource_version: str
+    stamped: float | None = None
+    """This process's monotonic clock when it stamped started_at (None: read from a record);
+    the POST may start only shortly after it (renku_sync.SEND_WITHIN)."""
 
     @property
     def started(self) -> datetime:
@@ -248,6 +252,7 @@ class Ownership:
     ) -> Attempt:
         """Record a create before it is sent; AttemptInFlightError if another one got there
         first (the record changed or appeared since it was read)."""
+        stamped = time.monotonic()
         spec = GlobalEnvironmentClaimSpec(
             owner=_owner(ref),
             create_attempt=ClaimedCreateAttempt(
@@ -273,7 +278,7 @@ class Ownership:
             raise ClaimError(
                 f"the create attempt of {ref.namespace}/{ref.name} came back unreadable"
             )
-        return recorded
+        return replace(recorded, stamped=stamped)
 
     async def clear_attempt(self, ref: ObjectRef, attempt: Attempt) -> None:
         """The create is settled (confirmed, recovered, or certainly not carried out)."""

@@ -30,8 +30,9 @@ from ..domain import conditions as cond
 from ..domain import payload
 from ..domain.payload import Declared
 from .last_active import warn_if_last_active
-from .ownership import AttemptInFlightError, IdClaim, OwnershipConflictError
-from .renku_sync import AdoptionError, AmbiguousRecoveryError, RenkuSync
+from .ownership import Attempt, AttemptInFlightError, IdClaim, OwnershipConflictError
+from .renku_sync import AdoptionError, AmbiguousRecoveryError, CreateNotSentError, RenkuSync
+from .work import waiting
 
 if TYPE_CHECKING:
     from .work import Work
@@ -266,23 +267,9 @@ class Publisher:
                 await self._converge(work, spec, declared, current, recovered=True)
                 return
         fingerprint = payload.fingerprint(declared)
-        recorded = await self.ownership.record_attempt(ref, fingerprint, declared, attempt)
-        work.status = work.status.model_copy(
-            update={
-                "create_attempt": CreateAttemptStatus(
-                    started_at=recorded.started_at, fingerprint=fingerprint
-                )
-            }
-        )
-        try:
-            renku_id = await self.sync.create(declared)
-        except RenkuError as exc:
-            if not_applied(exc):
-                await self.ownership.clear_attempt(ref, recorded)
-                work.status = work.status.model_copy(update={"create_attempt": None})
-            elif exc.status is not None:
-                self.sync.answered(ref.uid, recorded)  # answered: not in flight any more
-            raise
+        # Queued for Renku before the record is stamped: the POST follows the write at once.
+        async with waiting("renku"):
+            renku_id, recorded = await self._send(work, declared, fingerprint, attempt)
         published = self._published(work, declared, None)
         current = await self.ownership.claim(ref, renku_id, published)
         await self.ownership.clear_attempt(ref, recorded)
@@ -292,6 +279,34 @@ class Publisher:
         await self._record(
             work, declared, current, "Created", f"Created environment {renku_id} in Renku."
         )
+
+    async def _send(
+        self, work: Work, declared: Declared, fingerprint: str, attempt: Attempt | None
+    ) -> tuple[str, Attempt]:
+        """Record the create, then POST it: the new environment's id, and the record."""
+        ref = work.ref
+        recorded = await self.ownership.record_attempt(ref, fingerprint, declared, attempt)
+        work.status = work.status.model_copy(
+            update={
+                "create_attempt": CreateAttemptStatus(
+                    started_at=recorded.started_at, fingerprint=fingerprint
+                )
+            }
+        )
+        try:
+            return await self.sync.create(declared, recorded), recorded
+        except CreateNotSentError as exc:
+            self.sync.answered(ref.uid, recorded)  # certainly not sent: not in flight
+            await self.ownership.clear_attempt(ref, recorded)
+            work.status = work.status.model_copy(update={"create_attempt": None})
+            raise ClaimError(str(exc)) from None
+        except RenkuError as exc:
+            if not_applied(exc):
+                await self.ownership.clear_attempt(ref, recorded)
+                work.status = work.status.model_copy(update={"create_attempt": None})
+            elif exc.status is not None:
+                self.sync.answered(ref.uid, recorded)  # answered: not in flight any more
+            raise
 
     async def _converge(
         self,

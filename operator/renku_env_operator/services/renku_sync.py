@@ -25,6 +25,12 @@ from .work import ObjectRef, waiting
 # operator and Renku, and Renku's dates in whole seconds. Small on purpose: an identical
 # environment someone made before the attempt must not pass for ours.
 CLOCK_SKEW = timedelta(seconds=5)
+# A recorded create is sent only if its POST starts within this long of the record's
+# startedAt, measured on the writer's own monotonic clock (no skew there): a claim write (or a
+# wait for Renku) slower than this sends nothing. So every POST starts after its record was
+# written and ends by startedAt + SEND_WITHIN + the call budget; other replicas add CLOCK_SKEW
+# for the difference between their clocks (issue 19, finding 7).
+SEND_WITHIN = timedelta(seconds=5)
 
 
 class AmbiguousRecoveryError(Exception):
@@ -33,6 +39,10 @@ class AmbiguousRecoveryError(Exception):
     def __init__(self, ids: list[str]) -> None:
         super().__init__(", ".join(ids))
         self.ids = ids
+
+
+class CreateNotSentError(Exception):
+    """A recorded create was not sent: its record took too long to write (SEND_WITHIN)."""
 
 
 class AdoptionError(Exception):
@@ -110,12 +120,14 @@ class RenkuSync:
     def in_flight_until(self, uid: str, attempt: Attempt) -> datetime | None:
         """When a recorded create stops counting as maybe in flight (None: it does not).
 
-        The POST is cut off after the client's whole budget (timeout x attempts + backoff);
-        clock skew between replicas is added on top.
+        The POST starts within SEND_WITHIN of startedAt (after its record was written) and is
+        cut off after the client's whole budget (timeout x attempts + backoff); clock skew
+        between replicas is added on top.
         """
         if self.ownership.objects.get(uid).answered_attempt == attempt.started_at:
             return None
-        until = attempt.started + timedelta(seconds=self.client.call_budget) + CLOCK_SKEW
+        budget = timedelta(seconds=self.client.call_budget)
+        until = attempt.started + SEND_WITHIN + budget + CLOCK_SKEW
         return until if datetime.now(UTC) < until else None
 
     async def settle(self, uid: str, attempt: Attempt) -> str | None:
@@ -173,9 +185,19 @@ class RenkuSync:
             if await self.ownership.holder(str(env["id"])) is None
         ]
 
-    async def create(self, declared: Declared) -> str:
-        """POST; the caller has recorded the attempt first."""
+    async def create(self, declared: Declared, recorded: Attempt) -> str:
+        """POST; the caller has recorded the attempt first (CreateNotSentError if that took
+        longer than SEND_WITHIN: then nothing is sent)."""
         async with waiting("renku"):
+            if recorded.stamped is None:
+                raise CreateNotSentError("the create was not recorded by this process")
+            late = time.monotonic() - recorded.stamped
+            if late > SEND_WITHIN.total_seconds():
+                raise CreateNotSentError(
+                    f"recording the create took {late:.1f}s (more than "
+                    f"{SEND_WITHIN.total_seconds():g}s): not sent, so that no other replica "
+                    "takes it for expired while it could still land"
+                )
             created = await self.client.create_environment(payload.create_payload(declared))
         self.snapshot.invalidate()
         return str(created["id"])
