@@ -17,6 +17,8 @@
 #    until a GlobalEnvironment is Ready, SIGTERM and exit 0; read-only root, user 10001.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=.ci/apt.sh
+. .ci/apt.sh
 ROOT=$PWD
 BASE_IMAGE=${BASE_IMAGE:-localhost/debian-python:3.11}
 IMAGE=${IMAGE:-localhost/renku-env-operator:ci}
