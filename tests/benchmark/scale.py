@@ -263,6 +263,7 @@ class Bench:
             )
         elapsed = time.monotonic() - started
         writes = _diff(after["requests"], before["requests"])
+        every_write = _writes(writes)
         renku_writes = [
             r for r in self.renku.requests[renku_before:] if r.method in ("POST", "PATCH")
         ]
@@ -285,11 +286,11 @@ class Bench:
             "Events posted per object": round(writes.get("POST events", 0) / count, 2),
             "  by reason (per object)": _events(writes, count),
             "all operator writes per object (any resource but Events, as issue 23 counts)": round(
-                sum(_writes(writes).values()) / count, 2
+                sum(every_write.values()) / count, 2
             ),
-            "  by verb and resource (per object)": _per(writes, tuple(_writes(writes)), count),
+            "  by verb and resource (per object)": _per(every_write, tuple(every_write), count),
             "all operator requests to the API server per object": round(
-                sum(writes.values()) / count, 1
+                sum(_requests(writes).values()) / count, 1
             ),
             "  by verb and resource, reads included (per object)": _per(
                 writes, tuple(sorted(_requests(writes))), count
@@ -326,6 +327,7 @@ class Bench:
         elapsed = time.monotonic() - started
         after = await self.stats()
         writes = _diff(after["requests"], before["requests"])
+        every_write = _writes(writes)
         renku = self.renku.requests[renku_before:]
         intervals = elapsed / opts.drift_interval
         kinds: dict[str, int] = {}
@@ -346,11 +348,11 @@ class Bench:
             "  by reason (per minute)": _events(writes, minutes),
             "  objects with an Event of that reason (whole run)": after["event_objects"],
             "all operator writes per minute, steady (any resource but Events)": round(
-                sum(_writes(writes).values()) / minutes, 1
+                sum(every_write.values()) / minutes, 1
             ),
-            "  by verb and resource (per minute)": _per(writes, tuple(_writes(writes)), minutes),
+            "  by verb and resource (per minute)": _per(every_write, tuple(every_write), minutes),
             "all operator requests to the API server per minute, steady": round(
-                sum(writes.values()) / minutes, 1
+                sum(_requests(writes).values()) / minutes, 1
             ),
             "Renku list requests per drift interval": round(
                 kinds.get(f"GET {ENVS}", 0) / intervals, 2
