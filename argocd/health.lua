@@ -20,6 +20,7 @@ local NEEDS_HUMAN = {
   RecoveryAmbiguous = true,
   CredentialsRejected = true,
   DeletionBlocked = true,
+  MigrationRefused = true,
   Drifted = true,
   ImageCheckFailed = true,
   ImageNotFound = true,

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from renku_env_operator.api.spec import GlobalEnvironmentSpec
+from renku_env_operator.api.status import PublishedStatus, RenkuEnvironmentState
+from renku_env_operator.domain import payload
 from tests.support.claims import stored_claims
 from tests.support.kube import GENV, Kube
 from tests.support.operator_fixtures import (
@@ -194,12 +197,22 @@ async def test_adding_spec_renku_id_retires_the_created_environment_at_once(
 async def test_an_object_from_before_the_records_is_migrated_once(
     kube: Kube, renku_double: RenkuDouble, start_operator: Any
 ) -> None:
-    # Published by an operator version that kept no records: only status.renkuId says so.
-    legacy = renku_double.admin_create(name="legacy", container_image=IMAGE, port=1234)
-    await kube.create(genv("legacy", smokeTest=NO_SMOKE))
-    await kube.patch(
-        GENV, NAMESPACE, "legacy", {"status": {"renkuId": legacy["id"]}}, subresource="status"
+    # Published by an operator version that kept no records: only its status says so, and
+    # says what it sent (port 1234, since changed in the spec).
+    sent = payload.declared_state(
+        GlobalEnvironmentSpec.model_validate({"image": IMAGE, "port": 1234}), "legacy", IMAGE
     )
+    legacy = renku_double.admin_create(**sent)
+    published = PublishedStatus(
+        generation=1,
+        image=IMAGE,
+        time="2026-01-01T00:00:00Z",
+        fingerprint=payload.fingerprint(sent),
+        environment=RenkuEnvironmentState.model_validate(sent),
+    ).model_dump(by_alias=True, exclude_none=True, mode="json")
+    await kube.create(genv("legacy", smokeTest=NO_SMOKE))
+    status = {"renkuId": legacy["id"], "published": published}
+    await kube.patch(GENV, NAMESPACE, "legacy", {"status": status}, subresource="status")
 
     await start_operator()
     obj = await kube.wait_for(GENV, NAMESPACE, "legacy", has_condition("Ready", "True"))

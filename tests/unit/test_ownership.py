@@ -509,25 +509,29 @@ def test_by_default_only_the_operators_namespace_is_trusted() -> None:
 # ---------------------------------------------------------------- migration
 
 
-@pytest.mark.parametrize("older", [True, False])
+@pytest.mark.parametrize("listed", [True, False])
 async def test_a_status_renku_id_from_before_the_records(
-    renku: MemoryRenku, claims: ClaimsClient, kube: Kube, older: bool
+    renku: MemoryRenku, claims: ClaimsClient, kube: Kube, listed: bool
 ) -> None:
-    publisher = publisher_for(renku, claims, trusted_namespaces=["admins"])
+    publisher = publisher_for(renku, claims, trusted_namespaces=[NAMESPACE])
     legacy_id = new_ulid()
     renku.envs[legacy_id] = {"id": legacy_id, "name": "python", "container_image": IMAGE}
-    await publisher.ownership.era()
-    created_at = LONG_AGO if older else "2999-01-01T00:00:00Z"
-    ref = ObjectRef(NAMESPACE, "python", "uid-1", 1, created=created_at)
+    ref = ObjectRef(NAMESPACE, "python", "uid-1", 1, created=LONG_AGO)
+    legacy = {"metadata": {"uid": ref.uid}, "status": {"renkuId": legacy_id}}
+
+    async def existing() -> list[dict[str, Any]]:  # the objects when the records began
+        return [legacy] if listed else []
+
+    await publisher.ownership.start(existing)
     work = work_for(ref, GlobalEnvironmentStatus(renku_id=legacy_id))
 
     await publisher.publish(work, spec(), IMAGE)
 
-    if older:  # written by an operator that kept no records: claimed once, with an Event
+    if listed:  # published by an operator that kept no records: claimed once, with an Event
         assert "OwnershipMigrated" in event_reasons(work)
-        assert synced(work)[:2] == ("True", "InSync")
+        assert synced(work)[:2] == ("True", "InSync")  # Renku was what the spec declares
         assert list(stored_claims(kube, "env")) == [f"env-{legacy_id.lower()}"]
-    else:  # newer than the records: only the operator could have set it, and did not
+    else:  # not listed at the upgrade: forged, even from a trusted namespace
         assert synced(work)[:2] == ("False", "ForgedStatus")
         assert stored_claims(kube, "env") == {}
         assert writes(renku) == []

@@ -8,8 +8,9 @@ GlobalEnvironments, and their status if they may, never these). Three kinds, tol
   the API server itself guarantees one owner per id, across restarts and HA handovers.
 - `attempt-<GlobalEnvironment uid>`: a create in Renku that is not confirmed yet: when it
   started and what it sent. Written before the POST; a lost answer is recovered from it.
-- `ownership-era`: a marker whose creationTimestamp (set by the API server) says since when
-  ownership is recorded here; a GlobalEnvironment created before it may be migrated.
+- `ownership-era`: a marker made at the first start with records: it lists the
+  GlobalEnvironments that then named a Renku id in their status without a record (published by
+  a version that kept none); only those may migrate that id into a record, once.
 """
 
 from __future__ import annotations
@@ -64,6 +65,16 @@ class ClaimedCreateAttempt(ApiModel):
     """The environment that was sent: a lost answer is recovered by matching it."""
 
 
+class MigrationCandidate(ApiModel):
+    """A GlobalEnvironment that, when the records began, named a Renku id in its status with
+    no record of it: published by an operator version that kept no records."""
+
+    uid: str
+    """Its metadata.uid."""
+    renku_id: str = Field(pattern=r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+    """The id its status.renkuId named then: the only one it may have migrated."""
+
+
 class GlobalEnvironmentClaimSpec(ApiModel):
     """What the operator recorded; written by the operator only."""
 
@@ -76,6 +87,9 @@ class GlobalEnvironmentClaimSpec(ApiModel):
     while a newer spec fails (status.published only mirrors it)."""
     create_attempt: ClaimedCreateAttempt | None = None
     """The pending create (attempt claims)."""
+    migration: list[MigrationCandidate] | None = None
+    """On the ownership-era marker: the objects that may migrate a status.renkuId into a
+    record, listed once when the marker was made (the upgrade); no other object ever may."""
 
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [

@@ -192,6 +192,14 @@ class PublishedStatus(ApiModel):
     environment: RenkuEnvironmentState | None = None
     """What was published: restored on drift even while a newer spec fails its checks."""
 
+    smoke_session: str | None = None
+    """The session fingerprint of the smoke test this version passed (status.smokeTest.session;
+    absent: published with the smoke test disabled). Kept in the operator's own record, it lets
+    a restarted operator trust that verdict without testing again; status only mirrors it."""
+
+    smoke_tested_at: str | None = None
+    """When that smoke test finished (RFC 3339): spec.smokeTest.intervalMinutes counts from it."""
+
 
 class CreateAttemptStatus(ApiModel):
     """Bookkeeping for a create whose answer may have been lost: prevents a duplicate."""

@@ -32,3 +32,22 @@ class GlobalEnvironmentStatusWriter:
         metadata = written.get("metadata")
         version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
         return str(version) if version is not None else None
+
+
+async def list_globalenvironments(
+    kube: KubeClient, namespaces: list[str], *, page: int = 500
+) -> list[dict[str, Any]]:
+    """Every GlobalEnvironment in `namespaces` (all namespaces when empty), page by page."""
+    found: list[dict[str, Any]] = []
+    scopes: list[str | None] = [*namespaces] or [None]
+    for namespace in scopes:
+        path = custom_path(crd.GROUP, crd.VERSION, crd.PLURAL, namespace)
+        query = {"limit": str(page)}
+        while True:
+            answer = await kube.request("GET", path, query=query)
+            found += [item for item in answer.get("items") or [] if isinstance(item, dict)]
+            token = (answer.get("metadata") or {}).get("continue")
+            if not token:
+                break
+            query = {"limit": str(page), "continue": str(token)}
+    return found

@@ -23,6 +23,8 @@ SPECIFIC = (VALIDATED, IMAGE_VERIFIED, SMOKE_TESTED, SYNCED)
 # Synced stays True (the retirement was done) with this reason, and a Warning Event says it:
 # Renku re-seeds its default global environments whenever none is active.
 LAST_ACTIVE_ENVIRONMENT = "LastActiveEnvironment"
+# Synced False: a status.renkuId from before the records names an environment changed since.
+MIGRATION_REFUSED = "MigrationRefused"
 
 
 def last_active_message(renku_id: str, action: str) -> str:
@@ -61,6 +63,7 @@ NEEDS_HUMAN = frozenset(
         "RecoveryAmbiguous",
         "Drifted",
         "DeletionBlocked",
+        MIGRATION_REFUSED,
     }
 )
 

@@ -13,7 +13,7 @@ import kopf
 from .. import metrics
 from ..api import crd
 from ..clients.claims import ClaimError, ClaimsClient
-from ..clients.globalenvironments import GlobalEnvironmentStatusWriter
+from ..clients.globalenvironments import GlobalEnvironmentStatusWriter, list_globalenvironments
 from ..clients.kube import KubeClient, KubeError, KubeForbiddenError, KubeNotFoundError
 from ..clients.registry import RegistryClient
 from ..clients.renku import RenkuClient
@@ -136,10 +136,10 @@ async def build_publisher(
     # Ownership records live in the operator's own namespace, which only the operator writes.
     ownership = Ownership(ClaimsClient(kube, config.operator_namespace), objects)
     try:
-        # At the first start the era marker is created: only objects older than it may have
-        # a status.renkuId without a record migrated (README: Ownership).
-        await ownership.era()
-    except ClaimError as exc:
+        # At the first start the era marker is made, listing the objects a version without
+        # records published: only they may migrate their status.renkuId (README: Ownership).
+        await ownership.start(lambda: list_globalenvironments(kube, list(config.namespaces)))
+    except (ClaimError, KubeError) as exc:
         raise SettingsError(f"ownership records (GlobalEnvironmentClaims): {exc}") from None
     snapshot = RenkuSnapshot(renku, config.drift_interval_seconds, config.retry_backoff_seconds)
     sync = RenkuSync(renku, snapshot, ownership)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import metrics
+from ..api.status import ImageStatus, SmokeTestStatus
 
 if TYPE_CHECKING:
     from .ownership import IdClaim
@@ -47,6 +48,15 @@ class ObjectState:
     """Image gate: the reference that look-up was for."""
     image_has_update: bool = False
     """Image gate: a newer version exists (the available-updates gauge counts these)."""
+    facts_known: bool = False
+    """Whether `image` and `smoke_test` below are this process's own (set by the first pass;
+    before it, a status is only believed where the operator's claims confirm it)."""
+    image: ImageStatus | None = None
+    """The image facts the registry gave this process (update test included): the gates decide
+    from these, never from status.image, which anyone with rights on the status may write."""
+    smoke_test: SmokeTestStatus | None = None
+    """The smoke test as this process ran or confirmed it: decisions come from here, never
+    from status.smokeTest."""
     ready: str | None = None
     """The Ready status last written (the globalenvironments gauge counts these)."""
     unreadable: frozenset[str] = frozenset()

@@ -16,17 +16,26 @@ owned by another GlobalEnvironment is never written to, whatever any status says
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from ..api import claim as api
-from ..api.claim import ClaimedCreateAttempt, ClaimOwner, GlobalEnvironmentClaimSpec
+from ..api.claim import (
+    ClaimedCreateAttempt,
+    ClaimOwner,
+    GlobalEnvironmentClaimSpec,
+    MigrationCandidate,
+)
 from ..api.status import PublishedStatus, RenkuEnvironmentState
 from ..clients.claims import ClaimConflictError, ClaimError, ClaimsClient
 from ..domain.payload import Declared
 from .objects import Objects
 from .work import ObjectRef
+
+ListObjects = Callable[[], Awaitable[list[dict[str, Any]]]]
+"""Lists the GlobalEnvironments the operator serves (bodies as the API server has them)."""
 
 
 class OwnershipConflictError(Exception):
@@ -108,7 +117,8 @@ class Ownership:
         self.claims = claims
         # The per-object cache lives in each object's record (ended by Objects.forget).
         self.objects = objects if objects is not None else Objects()
-        self._era: datetime | None = None
+        self._candidates: dict[str, str] | None = None
+        """The era marker's list: uid -> the one id that object may migrate (None: unread)."""
 
     def forget(self, uid: str) -> None:
         """Read `uid`'s records again next time."""
@@ -158,32 +168,54 @@ class Ownership:
             ),
         )
 
-    async def may_migrate(self, ref: ObjectRef, trusted: bool) -> bool:
-        """Whether a status.renkuId without a record may be claimed: in a trusted namespace
-        (which may adopt anyway), or for an object older than the records themselves."""
-        if trusted:
-            return True
-        if ref.created is None:
-            return False
-        try:
-            return parse_time(ref.created) < await self.era()
-        except ValueError:
-            return False
+    async def may_migrate(self, ref: ObjectRef, status_id: str) -> bool:
+        """Whether `ref` may claim `status_id` from its status without a record: only if the
+        era marker, made at the upgrade, lists exactly this object with exactly this id."""
+        if self._candidates is None:
+            await self.start(None)
+        return (self._candidates or {}).get(ref.uid) == status_id
 
-    async def era(self) -> datetime:
-        """Since when ownership is recorded (the marker's server-set creation time)."""
-        if self._era is None:
-            marker = await self.claims.get(api.ERA_NAME)
-            if marker is None:
-                try:
-                    marker = await self.claims.create(api.ERA_NAME, {}, {api.KIND_LABEL: "era"})
-                except ClaimConflictError:
-                    marker = await self.claims.get(api.ERA_NAME)
-            created = (marker or {}).get("metadata", {}).get("creationTimestamp")
-            if not isinstance(created, str):
-                raise ClaimError(f"the {api.ERA_NAME} claim has no creationTimestamp")
-            self._era = parse_time(created)
-        return self._era
+    async def start(self, existing: ListObjects | None) -> None:
+        """Read the era marker, or make it: at the first start with records, the objects that
+        name a Renku id in their status with no record of it are listed in it, once; they are
+        the only ones that may ever migrate (without `existing`: none are listed)."""
+        marker = await self.claims.get(api.ERA_NAME)
+        if marker is None:
+            candidates = await self._candidates_now(existing) if existing is not None else []
+            spec = GlobalEnvironmentClaimSpec(migration=candidates)
+            try:
+                marker = await self.claims.create(
+                    api.ERA_NAME, _dump(spec), {api.KIND_LABEL: "era"}
+                )
+            except ClaimConflictError:  # another replica made it first: its list counts
+                marker = await self.claims.get(api.ERA_NAME)
+        if marker is None:
+            raise ClaimError(f"the {api.ERA_NAME} claim vanished while it was read")
+        try:
+            listed = GlobalEnvironmentClaimSpec.model_validate(marker.get("spec") or {}).migration
+        except ValueError as exc:
+            raise ClaimError(f"the {api.ERA_NAME} claim cannot be read: {exc}") from None
+        # A marker without the list was made by a version that migrated at its own start.
+        self._candidates = {c.uid: c.renku_id for c in listed or []}
+
+    async def _candidates_now(self, existing: ListObjects) -> list[MigrationCandidate]:
+        claimed = {
+            c.renku_id
+            for c in map(_id_claim, await self.claims.list(f"{api.KIND_LABEL}=env"))
+            if c is not None
+        }
+        found: list[MigrationCandidate] = []
+        for obj in await existing():
+            uid = (obj.get("metadata") or {}).get("uid")
+            status = obj.get("status")
+            renku_id = status.get("renkuId") if isinstance(status, Mapping) else None
+            if not isinstance(uid, str) or not isinstance(renku_id, str) or renku_id in claimed:
+                continue
+            try:
+                found.append(MigrationCandidate(uid=uid, renku_id=renku_id))
+            except ValueError:
+                continue  # not an id Renku gives: nothing to migrate
+        return found
 
     # ------------------------------------------------------------ ownership of ids
 

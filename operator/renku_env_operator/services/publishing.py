@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..api.spec import DeletionPolicy, GlobalEnvironmentSpec
-from ..api.status import CreateAttemptStatus, PublishedStatus, RenkuEnvironmentState
+from ..api.status import (
+    CreateAttemptStatus,
+    GlobalEnvironmentStatus,
+    PublishedStatus,
+    RenkuEnvironmentState,
+)
 from ..clients.claims import ClaimError
 from ..clients.renku_errors import (
     RenkuCredentialsError,
@@ -74,7 +79,7 @@ class Publisher:
         await self._guarded(work, self._hold(work, spec))
 
     async def _hold(self, work: Work, spec: GlobalEnvironmentSpec) -> None:
-        current = await self._resolve(work, spec)
+        current = await self._resolve(work, spec, None)
         if current is False:
             return
         published = current.last_known_good if current else None
@@ -133,14 +138,21 @@ class Publisher:
         return True
 
     async def _resolve(
-        self, work: Work, spec: GlobalEnvironmentSpec
+        self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared | None
     ) -> IdClaim | Literal[False] | None:
         """The record this object publishes to, with status checked against the records.
 
         False when the status was not believed: reported, status restored, nothing sent."""
         ref, status = work.ref, work.status
-        trusted = self.settings.is_trusted(ref.namespace)
-        may_migrate = status.renku_id is not None and await self.ownership.may_migrate(ref, trusted)
+        may_migrate = False
+        if status.renku_id is not None and await self.ownership.may_migrate(ref, status.renku_id):
+            owned = await self.ownership.owned(ref)
+            if not any(c.renku_id == status.renku_id for c in owned):
+                refused = await self._migration_refused(status, declared)
+                if refused is not None:
+                    work.condition(cond.SYNCED, "False", cond.MIGRATION_REFUSED, refused)
+                    return False
+                may_migrate = True
         resolution = await self.ownership.resolve(ref, status.renku_id, may_migrate)
         current = resolution.current(spec.renku_id, status.renku_id)
         if resolution.migrated and current is not None:
@@ -149,14 +161,18 @@ class Publisher:
                 "OwnershipMigrated",
                 f"Recorded that this GlobalEnvironment owns Renku environment "
                 f"{resolution.migrated} (named in status.renkuId by an operator version that "
-                "kept no ownership records); from now on only the records count.",
+                "kept no ownership records, and unchanged in Renku since); from now on only the "
+                "records count.",
             )
-            if status.published is not None and current.last_known_good is None:
-                current = await self.ownership.save_last_known_good(ref, current, status.published)
         recorded = current.last_known_good if current else None
         forged = resolution.forged
         # An absent one is only not written yet (or lost): restored silently, it gains nothing.
-        if forged is None and status.published is not None and status.published != recorded:
+        if (
+            forged is None
+            and not resolution.migrated
+            and status.published is not None
+            and status.published != recorded
+        ):
             forged = "status.published differs from the operator's record of what is live"
         work.status = status.model_copy(
             update={"renku_id": current.renku_id if current else None, "published": recorded}
@@ -171,10 +187,42 @@ class Publisher:
             return False
         return current
 
+    async def _migration_refused(
+        self, status: GlobalEnvironmentStatus, declared: Declared | None
+    ) -> str | None:
+        """Why a listed object may not migrate its status.renkuId now (None: it may).
+
+        Renku's environment must be what this operator would send (the spec) or what the
+        version before it recorded it sent (status.published): then the migration itself
+        changes nothing in Renku, and whatever is sent later passed the checks first."""
+        renku_id = status.renku_id
+        assert renku_id is not None
+        found = await self.sync.fetch(renku_id)
+        if found is None:
+            return None  # gone from Renku: claiming it only recreates what this spec declares
+        observed = payload.observed_state(found)
+        sent = status.published.environment if status.published else None
+        for expected in (declared, sent.model_dump(by_alias=False) if sent else None):
+            if expected is not None and not payload.diff(expected, observed):
+                return None
+        return (
+            f"status.renkuId names {renku_id}, which this GlobalEnvironment may migrate (it "
+            "named it when the ownership records began), but Renku's environment is neither "
+            "what this spec declares nor what status.published says was sent: it was changed "
+            "since, or the status was edited. Nothing was changed in Renku. Make the spec "
+            "match Renku's environment (renku-env-operator export prints it), or adopt it "
+            "with spec.renkuId from a trusted namespace."
+        )
+
     def _due(self, work: Work, declared: Declared) -> bool:
         now = time.monotonic()
         published = work.status.published
         unchanged = published is not None and published.fingerprint == payload.fingerprint(declared)
+        smoke = _passed_smoke(work)
+        if unchanged and smoke and published is not None:
+            # A new passed test of the same version (retest, budgets): record it, so that a
+            # restarted operator believes it (no Renku write: the payload is the same).
+            unchanged = published.smoke_session == smoke["smoke_session"]
         in_sync = cond.find(work.conditions, cond.SYNCED)
         settled = in_sync is not None and in_sync.status == "True"
         recent = now - work.memo.checked_at < self.settings.drift_interval_seconds
@@ -182,7 +230,7 @@ class Publisher:
 
     async def _publish(self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared) -> None:
         ref = work.ref
-        current = await self._resolve(work, spec)
+        current = await self._resolve(work, spec, declared)
         if current is False:
             return
         adopting = spec.renku_id is not None and (
@@ -398,15 +446,18 @@ class Publisher:
     def _published(
         self, work: Work, declared: Declared, old: PublishedStatus | None
     ) -> PublishedStatus:
+        smoke = _passed_smoke(work)
         published = PublishedStatus(
             generation=work.ref.generation,
             image=declared["container_image"],
             time=cond.now(),
             fingerprint=payload.fingerprint(declared),
             environment=RenkuEnvironmentState.model_validate(declared),
+            **smoke,
         )
         if old is not None and old.fingerprint == published.fingerprint and old.environment:
-            return old
+            # The same version: its publish time stays; a newer passed test is recorded.
+            return old.model_copy(update=smoke) if smoke else old
         return published
 
     async def _record(
@@ -471,6 +522,15 @@ def ambiguous_message(exc: AmbiguousRecoveryError) -> str:
 def _owner_name(exc: OwnershipConflictError) -> str:
     owner = exc.owner
     return f"{owner.namespace}/{owner.name}" if owner else "unknown"
+
+
+def _passed_smoke(work: Work) -> dict[str, Any]:
+    """The passed smoke test this version is published with (the operator's own verdict:
+    work.status.smoke_test comes from the object's record), as PublishedStatus fields."""
+    smoke = work.status.smoke_test
+    if smoke is None or smoke.result != "Passed" or not smoke.session:
+        return {}
+    return {"smoke_session": smoke.session, "smoke_tested_at": smoke.finished_at}
 
 
 def report_kept(work: Work) -> None:

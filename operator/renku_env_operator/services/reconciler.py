@@ -14,7 +14,7 @@ from contextlib import nullcontext
 from typing import Any, TypeVar
 
 from ..api.spec import GlobalEnvironmentSpec
-from ..api.status import GlobalEnvironmentStatus
+from ..api.status import GlobalEnvironmentStatus, SmokeTestStatus
 from ..config import Settings
 from ..domain import conditions as cond
 from ..domain.image_reference import InvalidImageReference, parse_image_reference
@@ -66,6 +66,7 @@ class Reconciler:
         """One pass over the pipeline, from `status` (what the API server holds)."""
         work = Work(ref, status, cond.initial(status.conditions, ref.generation), memo=memo)
         try:
+            work.status = await _step(cond.SMOKE_TESTED, self._trusted(ref, status, memo))
             spec = await _step(cond.VALIDATED, self._validate(work, raw_spec))
             done = spec is None or await self._pipeline(work, spec)
         except _StepFailed as failed:  # whatever it was: bounded, reported, retried
@@ -78,9 +79,40 @@ class Reconciler:
             work.condition(failed.condition, "Unknown", "OperatorError", msg)
             work.event("Warning", "OperatorError", msg)
         outcome = self._finish(work, done)
+        if memo.facts_known:  # what this pass found is the record the next one decides from
+            memo.image, memo.smoke_test = outcome.status.image, outcome.status.smoke_test
         update_test = outcome.status.image.update_test if outcome.status.image else None
         outcome.in_flight = not done or (update_test is not None and update_test.result in _RUNNING)
         return outcome
+
+    async def _trusted(
+        self, ref: ObjectRef, status: GlobalEnvironmentStatus, memo: ObjectState
+    ) -> GlobalEnvironmentStatus:
+        """`status` with its image facts and smoke verdict replaced by the operator's own.
+
+        status.image and status.smokeTest are for display: anyone who may write the status
+        could put a passed verdict or another digest there. After a start, a passed verdict is
+        believed only when the operator's claim records that this session passed (what it
+        published); image facts are asked from the registry again."""
+        if not memo.facts_known:
+            memo.smoke_test = await self._confirmed(ref, status.smoke_test)
+            memo.image = None
+            memo.facts_known = True
+        return status.model_copy(update={"image": memo.image, "smoke_test": memo.smoke_test})
+
+    async def _confirmed(
+        self, ref: ObjectRef, shown: SmokeTestStatus | None
+    ) -> SmokeTestStatus | None:
+        if shown is None or shown.result != "Passed" or not shown.session:
+            return None
+        if self.publisher is None:
+            return None
+        for record in await self.publisher.ownership.owned(ref):
+            good = record.last_known_good
+            if good is not None and good.smoke_session == shown.session:
+                # The verdict and its time are the record's; the rest (checks, pod) is display.
+                return shown.model_copy(update={"finished_at": good.smoke_tested_at})
+        return None
 
     async def retire(
         self,

@@ -43,9 +43,9 @@ class Retirer:
         self, work: Work, policy: DeletionPolicy, asked: DeletionPolicy, *, suspended: bool
     ) -> None:
         ref, status_id = work.ref, work.status.renku_id
-        trusted = self.settings.is_trusted(ref.namespace)
-        may_migrate = status_id is not None and await self.ownership.may_migrate(ref, trusted)
-        resolution = await self.ownership.resolve(ref, status_id, may_migrate)
+        # Retiring never migrates: an id no record gives to this object is never archived
+        # or deleted, whatever its status names (a migration happens on a pass, with checks).
+        resolution = await self.ownership.resolve(ref, status_id, False)
         if resolution.forged:
             work.event("Warning", "ForgedStatus", f"{resolution.forged}: not retired.")
         owned = list(resolution.owned)
