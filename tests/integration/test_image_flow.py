@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from renku_env_operator import metrics
+from renku_env_operator.domain import bump
 from renku_env_operator.domain.smokepod import GLOBAL_ENVIRONMENT, PURPOSE, ROLE
 from tests.support.kube import GENV, PODS, Kube
 from tests.support.kube_meta import Obj, dig
@@ -336,7 +337,7 @@ async def test_a_moved_tag_is_tested_again_before_renku_gets_it(flow: Flow) -> N
 @pytest.mark.parametrize("outcome", ["Passed", "Failed"])
 async def test_the_newest_update_is_smoke_tested_once_when_asked(flow: Flow, outcome: str) -> None:
     flow.push("1.2.3")
-    flow.push("1.3.0", config={**CONFIG, "Cmd": ["new"]})
+    candidate = flow.push("1.3.0", config={**CONFIG, "Cmd": ["new"]})
     flow.plan_smoke()
     crash = flow.kubelet.scenario("crashloop", exit_code=127, log="exec: new: not found")
     flow.plan_smoke("update", session=crash if outcome == "Failed" else None)
@@ -345,9 +346,18 @@ async def test_the_newest_update_is_smoke_tested_once_when_asked(flow: Flow, out
 
     event = await flow.event(f"UpdateTest{outcome}")
 
-    assert flow.image("1.3.0") in event["message"]
+    tested = f"{flow.image('1.3.0')}@{candidate}"  # exactly the digest the tag had
+    assert tested in event["message"]
     obj = await flow.wait(lambda o: dig(o, "status.image.updateTest.result") == outcome)
-    assert obj["status"]["image"]["updateTest"]["image"] == flow.image("1.3.0")
+    assert obj["status"]["image"]["latestDigest"] == candidate
+    assert obj["status"]["image"]["updateTest"]["image"] == tested
+    # What `bump` makes of this status: a file that pins digests gets exactly the tested one.
+    pinned = f"{flow.image('1.2.3')}@{obj['status']['image']['digest']}"
+    decision = bump.decide(pinned, {**obj, "spec": {**obj["spec"], "image": pinned}})
+    if outcome == "Passed":
+        assert (decision.action, decision.new_image) == ("bump", tested)
+    else:
+        assert (decision.action, decision.reason) == ("skip", bump.UPDATE_TEST_FAILED)
     assert has_condition("Ready", "True")(obj)
     assert flow.published(obj) == flow.image("1.2.3")  # advisory: the current image stays
     # The registry is asked again (checkedAt has a resolution of one second): same candidate,
@@ -357,5 +367,33 @@ async def test_the_newest_update_is_smoke_tested_once_when_asked(flow: Flow, out
     assert dig(again, "status.image.updateTest.result") == outcome
     assert flow.session_images() == [
         flow.image("1.2.3") + "@" + again["status"]["image"]["digest"],
-        flow.image("1.3.0"),
+        tested,
+    ]
+
+
+async def test_an_update_whose_tag_moves_after_its_test_is_tested_again(flow: Flow) -> None:
+    flow.push("1.2.3")
+    first = flow.push("1.3.0", config={**CONFIG, "Cmd": ["new"]})
+    flow.plan_smoke()
+    flow.plan_smoke("update")
+    await flow.start(recheck_seconds=0.5)
+    await flow.create(flow.image("1.2.3"), testUpdates=True)
+    await flow.wait(lambda o: dig(o, "status.image.updateTest.result") == "Passed")
+
+    # The tag is pushed again (another build): what passed is not what 1.3.0 is now.
+    crash = flow.kubelet.scenario("crashloop", exit_code=127, log="exec: newer: not found")
+    flow.plan_smoke("update", session=crash)
+    second = flow.push("1.3.0", config={**CONFIG, "Cmd": ["newer"]})
+    assert second != first
+
+    obj = await flow.wait(
+        lambda o: (
+            dig(o, "status.image.updateTest.image") == f"{flow.image('1.3.0')}@{second}"
+            and dig(o, "status.image.updateTest.result") == "Failed"
+        )
+    )
+    assert obj["status"]["image"]["latestDigest"] == second
+    assert flow.session_images()[1:] == [
+        f"{flow.image('1.3.0')}@{first}",
+        f"{flow.image('1.3.0')}@{second}",
     ]

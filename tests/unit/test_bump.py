@@ -326,3 +326,33 @@ def test_the_file_keeps_its_own_spelling_of_the_repository() -> None:
     decision = bump.decide("python:3.12.1", found)
 
     assert (decision.action, decision.new_image) == ("bump", "python:3.12.4")
+
+
+def test_kubeconfig_from_the_environment_wins_over_a_pods_service_account(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A CI runner inside a cluster has a ServiceAccount; `bump` must use the admin's
+    $KUBECONFIG, not the runner's own rights."""
+    from kubernetes import config as kube_config
+
+    from renku_env_operator.cli.bump import cluster_lookup
+    from tests.support.kube import write_kubeconfig
+
+    def in_cluster(**_: Any) -> None:
+        raise AssertionError("the pod's ServiceAccount was used although $KUBECONFIG is set")
+
+    used: list[str | None] = []
+    load = kube_config.load_kube_config
+
+    def from_file(path: str | None = None, *args: Any, **kwargs: Any) -> None:
+        used.append(path)
+        load(path, *args, **kwargs)
+
+    monkeypatch.setattr(kube_config, "load_incluster_config", in_cluster)
+    monkeypatch.setattr(kube_config, "load_kube_config", from_file)
+    path = write_kubeconfig(tmp_path / "admin.kubeconfig", "https://api.example.invalid")
+    monkeypatch.setenv("KUBECONFIG", str(path))
+
+    cluster_lookup(None, None)
+
+    assert used == [str(path)]

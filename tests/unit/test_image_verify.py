@@ -309,3 +309,24 @@ async def test_a_refused_tag_listing_is_a_warning_naming_the_rule(
     assert (finding.severity, finding.reason) == ("Warning", "RegistryNotAllowed")
     assert "evil.example" in finding.message
     assert checked.digest == DIGEST  # the image itself was verified
+
+
+async def test_the_digest_of_an_update_to_test_is_read_once_per_check(
+    registry: FakeRegistry, clock: Clock
+) -> None:
+    registry.tags = ["1.2.3", "1.3.0"]
+    status = await verifier(registry, clock).verify(
+        spec(testUpdates=True), None, ObjectState("uid")
+    )
+    assert status.latest_version == "1.3.0"
+    assert status.latest_digest == DIGEST  # the update test runs exactly this digest
+    assert [ref for ref, _ in registry.inspected] == [IMAGE, "ghcr.io/acme/lab:1.3.0"]
+
+
+async def test_without_update_tests_no_update_digest_is_read(
+    registry: FakeRegistry, clock: Clock
+) -> None:
+    registry.tags = ["1.2.3", "1.3.0"]
+    status = await verifier(registry, clock).verify(spec(), None, ObjectState("uid"))
+    assert (status.latest_version, status.latest_digest) == ("1.3.0", None)
+    assert [ref for ref, _ in registry.inspected] == [IMAGE]

@@ -139,8 +139,13 @@ class ImageStatus(ApiModel):
     available_updates: list[str] = Field(default_factory=list)
     """Newer tags in the allowed range, highest first (at most 10)."""
 
+    latest_digest: str | None = None
+    """The digest latestVersion pointed to at the last check (with imagePolicy.testUpdates):
+    the update test runs exactly this, and `bump` pins it where the file pins digests."""
+
     update_test: SmokeTestStatus | None = None
-    """Smoke test of latestVersion, when spec.imagePolicy.testUpdates is true."""
+    """Smoke test of latestVersion (at latestDigest, as tag@digest), when
+    spec.imagePolicy.testUpdates is true; a tag that moves to another digest is tested again."""
 
 
 class RenkuEnvironmentState(ApiModel):

@@ -130,6 +130,9 @@ class ImageVerifier:
         updates, refused = await self._updates(spec, ref, deadline)
         if refused is not None:
             findings.append(refused)
+        latest_digest, refused = await self._candidate_digest(spec, ref, updates, deadline)
+        if refused is not None:
+            findings.append(refused)
         return ImageStatus(
             reference=spec.image,
             digest=facts.digest,
@@ -139,6 +142,7 @@ class ImageVerifier:
             findings=[_as_status(f) for f in findings],
             latest_version=updates[0] if updates else None,
             available_updates=updates[:MAX_UPDATES_LISTED],
+            latest_digest=latest_digest,
         )
 
     async def _findings(
@@ -184,8 +188,31 @@ class ImageVerifier:
         except (RegistryError, images.InvalidVersionRange):
             return [], None
 
+    async def _candidate_digest(
+        self, spec: GlobalEnvironmentSpec, ref: ImageReference, updates: list[str], deadline: float
+    ) -> tuple[str | None, Finding | None]:
+        """The digest of the newest version, when its update is to be smoke-tested: the test
+        runs that digest, so what `bump` later writes is exactly what was tested."""
+        if not updates or spec.image_policy is None or not spec.image_policy.test_updates:
+            return None, None
+        candidate = ref.with_tag(updates[0])
+        try:
+            async with asyncio.timeout_at(deadline):
+                facts = await self.registry.inspect(candidate)
+            return facts.digest, None
+        except TimeoutError:
+            message = _deadline_message(candidate, self.settings.registry_check_deadline_seconds)
+            return None, _update_warning("RegistryDeadlineExceeded", f"{message}; {_NOT_TESTED}")
+        except RegistryNotAllowedError as exc:
+            return None, _update_warning("RegistryNotAllowed", f"{exc}; {_NOT_TESTED}")
+        except RegistryResponseTooLargeError as exc:
+            return None, _update_warning("RegistryResponseTooLarge", f"{exc}; {_NOT_TESTED}")
+        except RegistryError:
+            return None, None  # retried at the next check; the update is still reported
+
 
 _NO_UPDATES = "newer versions are not reported"
+_NOT_TESTED = "the newest version is not smoke-tested until its digest can be read"
 
 
 def _update_warning(reason: str, message: str) -> Finding:

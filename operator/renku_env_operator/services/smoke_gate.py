@@ -100,9 +100,11 @@ class SmokeGate:
             or not image_status.latest_version
         ):
             return
-        candidate = str(
-            images.parse_image_reference(spec.image).with_tag(image_status.latest_version)
-        )
+        tagged = images.parse_image_reference(spec.image).with_tag(image_status.latest_version)
+        digest = image_status.latest_digest
+        # Exactly the digest the registry gave: a tag that moves after the test is tested again
+        # (bump writes only tested digests).
+        candidate = str(tagged.with_digest(digest) if digest else tagged)
         previous = image_status.update_test
         if (
             previous is not None
