@@ -314,12 +314,22 @@ async def test_a_refused_tag_listing_is_a_warning_naming_the_rule(
 async def test_the_digest_of_an_update_to_test_is_read_once_per_check(
     registry: FakeRegistry, clock: Clock
 ) -> None:
+    candidate = "sha256:" + "c" * 64
+
+    class TwoDigests(FakeRegistry):
+        async def inspect(
+            self, ref: ImageReference, node_architectures: Collection[str] | None = None
+        ) -> ImageFacts:
+            found = await super().inspect(ref, node_architectures)
+            return found.model_copy(update={"digest": candidate}) if ref.tag == "1.3.0" else found
+
+    registry = TwoDigests()
     registry.tags = ["1.2.3", "1.3.0"]
     status = await verifier(registry, clock).verify(
         spec(testUpdates=True), None, ObjectState("uid")
     )
     assert status.latest_version == "1.3.0"
-    assert status.latest_digest == DIGEST  # the update test runs exactly this digest
+    assert (status.digest, status.latest_digest) == (DIGEST, candidate)  # the update's own
     assert [ref for ref, _ in registry.inspected] == [IMAGE, "ghcr.io/acme/lab:1.3.0"]
 
 

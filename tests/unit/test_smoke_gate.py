@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from renku_env_operator.api.spec import GlobalEnvironmentSpec, SmokeTestSpec
-from renku_env_operator.api.status import GlobalEnvironmentStatus, SmokeTestStatus
+from renku_env_operator.api.status import GlobalEnvironmentStatus, ImageStatus, SmokeTestStatus
 from renku_env_operator.clients.kube import KubeForbiddenError
 from renku_env_operator.domain import conditions as cond
 from renku_env_operator.services.smoke_gate import SmokeGate, session_fingerprint
@@ -13,6 +13,7 @@ from renku_env_operator.services.work import ObjectRef, Work
 
 REF = ObjectRef(namespace="renku", name="python", uid="uid-1", generation=1)
 IMAGE = "ghcr.io/example/env:1.0.0"
+DIGEST = "sha256:" + "a" * 64
 
 
 class Runner:
@@ -161,3 +162,27 @@ async def test_a_running_test_keeps_the_generation_it_started_at() -> None:
     await SmokeGate(Recording(result=running)).run(done, SPEC, IMAGE)
 
     assert seen == [1]  # the pod of generation 1 is the one to follow, not a new one
+
+
+async def test_an_update_whose_digest_was_not_read_is_not_tested_by_its_tag() -> None:
+    """bump writes only what was tested: a tag without its digest is never tested."""
+    runner = Runner(verdict_for(SPEC))
+    policy = GlobalEnvironmentSpec.model_validate(
+        {"image": IMAGE, "imagePolicy": {"testUpdates": True}}
+    )
+    unread = ImageStatus(reference=IMAGE, digest=DIGEST, latest_version="1.1.0")
+    done = work(image=unread)
+
+    await SmokeGate(runner).test_update(done, policy)
+
+    assert runner.calls == 0
+    assert done.status.image is not None
+    assert done.status.image.update_test is None
+
+    candidate = "sha256:" + "c" * 64
+    read = unread.model_copy(update={"latest_digest": candidate})
+    done = work(image=read)
+    await SmokeGate(runner).test_update(done, policy)
+    assert runner.calls == 1
+    assert done.status.image is not None
+    assert done.status.image.update_test is not None

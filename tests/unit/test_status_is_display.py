@@ -7,6 +7,7 @@ rights on `globalenvironments/status` could write, and checks what reached Renku
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from typing import Any, Literal
 
@@ -19,7 +20,8 @@ from renku_env_operator.api.status import (
     RenkuEnvironmentState,
     SmokeTestStatus,
 )
-from renku_env_operator.clients.claims import ClaimsClient
+from renku_env_operator.clients.claims import ClaimError, ClaimsClient
+from renku_env_operator.clients.registry_errors import RegistryUnavailableError
 from renku_env_operator.config import Settings
 from renku_env_operator.domain import conditions as cond
 from renku_env_operator.domain import payload
@@ -75,15 +77,18 @@ class Runner:
 
 
 class Registry:
-    """One image, one digest; counts look-ups."""
+    """One image, one digest; counts look-ups; down while `down` is set."""
 
     def __init__(self) -> None:
         self.inspected = 0
+        self.down = False
 
     async def inspect(
         self, ref: ImageReference, node_architectures: Collection[str] | None = None
     ) -> ImageFacts:
         self.inspected += 1
+        if self.down:
+            raise RegistryUnavailableError("ghcr.io did not answer (ConnectError)")
         config = ImageConfig(User="1000:1000", ExposedPorts={"8888/tcp": {}})
         platform = Platform(os="linux", architecture="amd64")
         return ImageFacts(digest=DIGEST, platforms=[platform], config=config)
@@ -251,9 +256,10 @@ async def test_after_a_restart_a_pass_the_claim_does_not_record_is_tested_again(
 # ---------------------------------------------------------------- finding 2: migration
 
 
-def legacy_object(uid: str, renku_id: str) -> dict[str, Any]:
+def legacy_object(uid: str, renku_id: str, created: str = "2020-01-01T00:00:00Z") -> dict[str, Any]:
     """A GlobalEnvironment as a version without records left it: only its status says."""
-    return {"metadata": {"uid": uid, "name": "python"}, "status": {"renkuId": renku_id}}
+    metadata = {"uid": uid, "name": "python", "creationTimestamp": created}
+    return {"metadata": metadata, "status": {"renkuId": renku_id}}
 
 
 def admin_environment(renku: MemoryRenku) -> str:
@@ -347,17 +353,18 @@ async def test_the_list_of_who_may_migrate_is_made_once(
     later = Operator(renku, claims, Runner("Passed"))
     await later.start(legacy_object(REF.uid, renku_id))
 
-    assert not await later.publisher.ownership.may_migrate(REF, renku_id)
+    assert await later.publisher.ownership.may_migrate(REF, renku_id) == "no"
     [era] = stored_claims(kube, "era").values()
     assert era["spec"]["migration"] == []
 
 
+@pytest.mark.parametrize("listed", [True, False])
 async def test_deleting_an_object_that_never_migrated_retires_nothing(
-    renku: MemoryRenku, claims: ClaimsClient
+    renku: MemoryRenku, claims: ClaimsClient, listed: bool
 ) -> None:
     renku_id = admin_environment(renku)
     op = Operator(renku, claims, Runner("Passed"))
-    await op.start(legacy_object(REF.uid, renku_id))  # even one listed at the upgrade
+    await op.start(*([legacy_object(REF.uid, renku_id)] if listed else []))
     work = work_for(REF, GlobalEnvironmentStatus(renku_id=renku_id))
 
     retirer = Retirer(op.publisher.settings, op.publisher.sync)
@@ -365,4 +372,121 @@ async def test_deleting_an_object_that_never_migrated_retires_nothing(
 
     assert not renku.envs[renku_id].get("is_archived")
     assert renku_writes(renku) == []
-    assert event_reasons(work) == ["ForgedStatus"]
+    # Listed (published before the records, never migrated): said to be left in Renku.
+    assert event_reasons(work) == (["Orphaned"] if listed else ["ForgedStatus"])
+    if listed:
+        assert "left in Renku untouched" in work.events[0].message
+
+
+async def test_an_id_several_statuses_named_at_the_upgrade_is_given_to_none(
+    renku: MemoryRenku, claims: ClaimsClient, kube: Kube
+) -> None:
+    # A team wrote the admin's id into its own object's status before the upgrade too, and
+    # copied the environment into its spec (anyone can read Renku's environments).
+    renku_id = admin_environment(renku)
+    copied = {"image": renku.envs[renku_id]["container_image"], "command": ["jupyter"]}
+    op = Operator(renku, claims, Runner("Passed"))
+    await op.start(legacy_object(REF.uid, renku_id), legacy_object("uid-team-x", renku_id))
+    before = dict(renku.envs[renku_id])
+
+    outcome = await op.reconcile(GlobalEnvironmentStatus(renku_id=renku_id), copied)
+    again = await op.reconcile(outcome.status, copied)
+
+    found = cond.find(again.status.conditions, cond.SYNCED)
+    assert found is not None
+    assert (found.status, found.reason) == ("False", cond.MIGRATION_REFUSED)
+    assert "several GlobalEnvironments" in found.message
+    assert again.status.renku_id == renku_id  # kept: cleared, a second environment would follow
+    assert renku.envs[renku_id] == before
+    assert renku_writes(renku) == []
+    assert stored_claims(kube, "env") == {}
+    assert renku.log.count("GET") <= 1  # refused once, then backed off: no Renku read per pass
+
+
+async def test_a_marker_from_the_first_version_with_records_gets_its_list_once(
+    renku: MemoryRenku, claims: ClaimsClient, kube: Kube
+) -> None:
+    """Upgrading from the version whose era marker had no list: the objects older than the
+    marker may still migrate (that version migrated lazily), newer ones never."""
+    await claims.create("ownership-era", {}, {"renku.io/claim": "era"})
+    old_id, new_id = new_ulid(), new_ulid()
+    op = Operator(renku, claims, Runner("Passed"))
+    await op.start(
+        legacy_object("uid-old", old_id, created="2020-01-01T00:00:00Z"),
+        legacy_object("uid-new", new_id, created="2999-01-01T00:00:00Z"),
+    )
+
+    ownership = op.publisher.ownership
+    assert await ownership.may_migrate(dataclasses.replace(REF, uid="uid-old"), old_id) == "yes"
+    assert await ownership.may_migrate(dataclasses.replace(REF, uid="uid-new"), new_id) == "no"
+    [era] = stored_claims(kube, "era").values()
+    assert era["spec"]["migration"] == [{"uid": "uid-old", "renkuId": old_id}]
+
+    again = Operator(renku, claims, Runner("Passed"))  # the list is not made twice
+    await again.start(legacy_object("uid-later", new_ulid()))
+    [era] = stored_claims(kube, "era").values()
+    assert era["spec"]["migration"] == [{"uid": "uid-old", "renkuId": old_id}]
+
+
+async def test_a_restart_while_the_registry_is_down_keeps_what_passed(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    first = Operator(renku, claims, Runner("Passed"))
+    await first.start()
+    published = await first.reconcile(GlobalEnvironmentStatus())
+
+    restarted = Operator(renku, claims, Runner("Failed"))
+    restarted.registry.down = True
+    await restarted.start()
+    outcome = await restarted.reconcile(published.status)
+
+    assert restarted.registry.inspected == 1  # asked at once, and it is down
+    assert condition(outcome, cond.IMAGE_VERIFIED)[0] == "True"  # kept what passed
+    assert condition(outcome, cond.READY)[0] == "True"
+    assert restarted.runner.calls == 0
+    [env] = renku.envs.values()
+    assert env["container_image"] == PINNED
+    assert renku_writes(renku) == ["POST"]
+
+
+async def test_a_restart_with_claims_unreadable_tests_again_instead_of_believing_status(
+    renku: MemoryRenku, claims: ClaimsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = Operator(renku, claims, Runner("Passed"))
+    await first.start()
+    published = await first.reconcile(GlobalEnvironmentStatus())
+
+    restarted = Operator(renku, claims, Runner("Passed"))
+    await restarted.start()
+
+    async def unreadable(*_: Any, **__: Any) -> Any:
+        raise ClaimError("globalenvironmentclaims is forbidden")
+
+    monkeypatch.setattr(restarted.publisher.ownership, "owned", unreadable)
+    outcome = await restarted.reconcile(published.status)
+
+    assert restarted.runner.calls == 1  # not believed: tested again
+    assert condition(outcome, cond.SMOKE_TESTED) == ("True", "Passed")
+    assert condition(outcome, cond.SYNCED) == ("False", "ClaimFailed")  # and said where
+
+
+async def test_conditions_written_into_status_are_not_read_back(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    op = Operator(renku, claims, Runner("Passed"))
+    await op.start()
+    published = await op.reconcile(GlobalEnvironmentStatus())
+    synced_before = cond.find(published.status.conditions, cond.SYNCED)
+    assert synced_before is not None
+
+    forged = cond.set_condition(
+        published.status.conditions, cond.SYNCED, "True", "InSync", "all fine, see evil.example", 1
+    )
+    again = await op.reconcile(published.status.model_copy(update={"conditions": forged}))
+
+    synced_after = cond.find(again.status.conditions, cond.SYNCED)
+    assert synced_after is not None
+    assert (synced_after.reason, synced_after.message) == (
+        synced_before.reason,
+        synced_before.message,
+    )

@@ -61,8 +61,14 @@ def _keep_update_test(previous: ImageStatus | None, new: ImageStatus) -> ImageSt
     same: without it, every re-check (and every restart) would test the same update again."""
     if previous is None or previous.update_test is None or new.update_test is not None:
         return new
-    if (new.latest_version, new.latest_digest) != (previous.latest_version, previous.latest_digest):
-        return new  # another candidate, or its tag moved: test it again
+    if new.latest_version != previous.latest_version:
+        return new  # another candidate: test it
+    if new.latest_digest is None:  # not read this time: what was read and tested stands
+        return new.model_copy(
+            update={"latest_digest": previous.latest_digest, "update_test": previous.update_test}
+        )
+    if new.latest_digest != previous.latest_digest:
+        return new  # its tag moved to another digest: test it again
     return new.model_copy(update={"update_test": previous.update_test})
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import metrics
-from ..api.status import ImageStatus, SmokeTestStatus
+from ..api.status import Condition, ImageStatus, SmokeTestStatus
 
 if TYPE_CHECKING:
     from .ownership import IdClaim
@@ -57,6 +57,9 @@ class ObjectState:
     smoke_test: SmokeTestStatus | None = None
     """The smoke test as this process ran or confirmed it: decisions come from here, never
     from status.smokeTest."""
+    conditions: list[Condition] | None = None
+    """The conditions this process last produced: each pass starts from these, not from the
+    status's (which anyone with rights on the status may edit)."""
     ready: str | None = None
     """The Ready status last written (the globalenvironments gauge counts these)."""
     unreadable: frozenset[str] = frozenset()

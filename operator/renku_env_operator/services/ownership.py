@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from ..api import claim as api
 from ..api.claim import (
@@ -34,6 +34,7 @@ from ..domain.payload import Declared
 from .objects import Objects
 from .work import ObjectRef
 
+Migration = Literal["yes", "no", "shared"]
 ListObjects = Callable[[], Awaitable[list[dict[str, Any]]]]
 """Lists the GlobalEnvironments the operator serves (bodies as the API server has them)."""
 
@@ -99,6 +100,13 @@ class Resolution:
             if found is not None:
                 return found
         return None if wanted else (self.owned[0] if self.owned else None)
+
+
+def _created_before(metadata: Mapping[str, Any], moment: datetime) -> bool:
+    try:
+        return parse_time(str(metadata.get("creationTimestamp"))) < moment
+    except ValueError:
+        return False
 
 
 def parse_time(value: str) -> datetime:
@@ -168,17 +176,26 @@ class Ownership:
             ),
         )
 
-    async def may_migrate(self, ref: ObjectRef, status_id: str) -> bool:
+    async def may_migrate(self, ref: ObjectRef, status_id: str) -> Migration:
         """Whether `ref` may claim `status_id` from its status without a record: only if the
-        era marker, made at the upgrade, lists exactly this object with exactly this id."""
+        era marker lists exactly this object with exactly this id, and no other object with
+        it (an id two statuses name is never given to either: "shared")."""
         if self._candidates is None:
             await self.start(None)
-        return (self._candidates or {}).get(ref.uid) == status_id
+        candidates = self._candidates or {}
+        if candidates.get(ref.uid) != status_id:
+            return "no"
+        named = sum(1 for renku_id in candidates.values() if renku_id == status_id)
+        return "yes" if named == 1 else "shared"
 
     async def start(self, existing: ListObjects | None) -> None:
         """Read the era marker, or make it: at the first start with records, the objects that
         name a Renku id in their status with no record of it are listed in it, once; they are
-        the only ones that may ever migrate (without `existing`: none are listed)."""
+        the only ones that may ever migrate (without `existing`: none are listed).
+
+        A marker without a list (made by the version that first kept records, which migrated
+        on each object's pass) gets one now, of the objects older than the marker: those a
+        version without records may have published."""
         marker = await self.claims.get(api.ERA_NAME)
         if marker is None:
             candidates = await self._candidates_now(existing) if existing is not None else []
@@ -189,16 +206,36 @@ class Ownership:
                 )
             except ClaimConflictError:  # another replica made it first: its list counts
                 marker = await self.claims.get(api.ERA_NAME)
+        elif (marker.get("spec") or {}).get("migration") is None and existing is not None:
+            marker = await self._list_in(marker, existing)
         if marker is None:
             raise ClaimError(f"the {api.ERA_NAME} claim vanished while it was read")
         try:
             listed = GlobalEnvironmentClaimSpec.model_validate(marker.get("spec") or {}).migration
         except ValueError as exc:
             raise ClaimError(f"the {api.ERA_NAME} claim cannot be read: {exc}") from None
-        # A marker without the list was made by a version that migrated at its own start.
         self._candidates = {c.uid: c.renku_id for c in listed or []}
 
-    async def _candidates_now(self, existing: ListObjects) -> list[MigrationCandidate]:
+    async def _list_in(
+        self, marker: dict[str, Any], existing: ListObjects
+    ) -> dict[str, Any] | None:
+        metadata = marker.get("metadata") or {}
+        try:
+            began = parse_time(str(metadata.get("creationTimestamp")))
+        except ValueError:
+            raise ClaimError(f"the {api.ERA_NAME} claim has no creationTimestamp") from None
+        candidates = await self._candidates_now(existing, created_before=began)
+        spec = GlobalEnvironmentClaimSpec(migration=candidates)
+        try:
+            return await self.claims.update(
+                api.ERA_NAME, _dump(spec), str(metadata.get("resourceVersion"))
+            )
+        except ClaimConflictError:  # another replica listed them first: its list counts
+            return await self.claims.get(api.ERA_NAME)
+
+    async def _candidates_now(
+        self, existing: ListObjects, created_before: datetime | None = None
+    ) -> list[MigrationCandidate]:
         claimed = {
             c.renku_id
             for c in map(_id_claim, await self.claims.list(f"{api.KIND_LABEL}=env"))
@@ -206,10 +243,13 @@ class Ownership:
         }
         found: list[MigrationCandidate] = []
         for obj in await existing():
-            uid = (obj.get("metadata") or {}).get("uid")
+            metadata = obj.get("metadata") or {}
+            uid = metadata.get("uid")
             status = obj.get("status")
             renku_id = status.get("renkuId") if isinstance(status, Mapping) else None
             if not isinstance(uid, str) or not isinstance(renku_id, str) or renku_id in claimed:
+                continue
+            if created_before is not None and not _created_before(metadata, created_before):
                 continue
             try:
                 found.append(MigrationCandidate(uid=uid, renku_id=renku_id))

@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 ADMIN_SETTING = "RENKU_ENV_OPERATOR_TRUSTED_NAMESPACES (Helm: security.trustedNamespaces)"
 
 
+class MigrationRefusedError(Exception):
+    """A status.renkuId from before the records may not be migrated now (the message: why)."""
+
+
 class Publisher:
     def __init__(self, settings: Settings, sync: RenkuSync) -> None:
         self.settings = settings
@@ -108,6 +112,9 @@ class Publisher:
         except AttemptInFlightError as exc:
             self._back_off(work)
             work.condition(cond.SYNCED, "Unknown", "CreateInFlight", f"{exc}.")
+        except MigrationRefusedError as exc:
+            self._back_off(work)
+            work.condition(cond.SYNCED, "False", cond.MIGRATION_REFUSED, str(exc))
         except AmbiguousRecoveryError as exc:
             self._back_off(work)
             work.condition(cond.SYNCED, "False", "RecoveryAmbiguous", ambiguous_message(exc))
@@ -145,13 +152,19 @@ class Publisher:
         False when the status was not believed: reported, status restored, nothing sent."""
         ref, status = work.ref, work.status
         may_migrate = False
-        if status.renku_id is not None and await self.ownership.may_migrate(ref, status.renku_id):
+        listed = await self.ownership.may_migrate(ref, status.renku_id) if status.renku_id else "no"
+        if listed != "no":
             owned = await self.ownership.owned(ref)
             if not any(c.renku_id == status.renku_id for c in owned):
-                refused = await self._migration_refused(status, declared)
+                refused = (
+                    _shared_message(status.renku_id)
+                    if listed == "shared"
+                    else await self._migration_refused(status, declared)
+                )
                 if refused is not None:
-                    work.condition(cond.SYNCED, "False", cond.MIGRATION_REFUSED, refused)
-                    return False
+                    # status.renkuId stays as it is (cleared, the next pass would create a
+                    # second environment); asked again after the backoff, not every pass.
+                    raise MigrationRefusedError(refused)
                 may_migrate = True
         resolution = await self.ownership.resolve(ref, status.renku_id, may_migrate)
         current = resolution.current(spec.renku_id, status.renku_id)
@@ -522,6 +535,15 @@ def ambiguous_message(exc: AmbiguousRecoveryError) -> str:
 def _owner_name(exc: OwnershipConflictError) -> str:
     owner = exc.owner
     return f"{owner.namespace}/{owner.name}" if owner else "unknown"
+
+
+def _shared_message(renku_id: str | None) -> str:
+    return (
+        f"status.renkuId names {renku_id}, which several GlobalEnvironments named when the "
+        "ownership records began: it is given to none of them from status. Nothing was "
+        "changed in Renku. Adopt it with spec.renkuId from a trusted namespace (an admin "
+        f"decides which object owns it), and remove it from the others' status."
+    )
 
 
 def _passed_smoke(work: Work) -> dict[str, Any]:

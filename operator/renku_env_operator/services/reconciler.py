@@ -8,13 +8,15 @@ whatever its type, ends as a condition and an Event, and the pass is retried aft
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Mapping
 from contextlib import nullcontext
 from typing import Any, TypeVar
 
 from ..api.spec import GlobalEnvironmentSpec
-from ..api.status import GlobalEnvironmentStatus, SmokeTestStatus
+from ..api.status import GlobalEnvironmentStatus, ImageStatus, SmokeTestStatus
+from ..clients.claims import ClaimError
 from ..config import Settings
 from ..domain import conditions as cond
 from ..domain.image_reference import InvalidImageReference, parse_image_reference
@@ -35,6 +37,7 @@ NOT_CONFIGURED = (
 )
 _RUNNING = {"Pending", "Running"}
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Reconciler:
@@ -64,9 +67,9 @@ class Reconciler:
         memo: ObjectState,
     ) -> Outcome:
         """One pass over the pipeline, from `status` (what the API server holds)."""
+        status = await self._trusted(ref, status, memo)
         work = Work(ref, status, cond.initial(status.conditions, ref.generation), memo=memo)
         try:
-            work.status = await _step(cond.SMOKE_TESTED, self._trusted(ref, status, memo))
             spec = await _step(cond.VALIDATED, self._validate(work, raw_spec))
             done = spec is None or await self._pipeline(work, spec)
         except _StepFailed as failed:  # whatever it was: bounded, reported, retried
@@ -79,8 +82,9 @@ class Reconciler:
             work.condition(failed.condition, "Unknown", "OperatorError", msg)
             work.event("Warning", "OperatorError", msg)
         outcome = self._finish(work, done)
-        if memo.facts_known:  # what this pass found is the record the next one decides from
-            memo.image, memo.smoke_test = outcome.status.image, outcome.status.smoke_test
+        # What this pass found is the record the next one decides from.
+        memo.image, memo.smoke_test = outcome.status.image, outcome.status.smoke_test
+        memo.conditions = list(outcome.status.conditions)
         update_test = outcome.status.image.update_test if outcome.status.image else None
         outcome.in_flight = not done or (update_test is not None and update_test.result in _RUNNING)
         return outcome
@@ -96,9 +100,13 @@ class Reconciler:
         published); image facts are asked from the registry again."""
         if not memo.facts_known:
             memo.smoke_test = await self._confirmed(ref, status.smoke_test)
-            memo.image = None
+            memo.image = _confirmed_image(status.image, memo.smoke_test)
+            memo.conditions = None  # the first pass starts from what status shows
             memo.facts_known = True
-        return status.model_copy(update={"image": memo.image, "smoke_test": memo.smoke_test})
+        update: dict[str, Any] = {"image": memo.image, "smoke_test": memo.smoke_test}
+        if memo.conditions is not None:
+            update["conditions"] = memo.conditions
+        return status.model_copy(update=update)
 
     async def _confirmed(
         self, ref: ObjectRef, shown: SmokeTestStatus | None
@@ -107,7 +115,14 @@ class Reconciler:
             return None
         if self.publisher is None:
             return None
-        for record in await self.publisher.ownership.owned(ref):
+        try:
+            records = await self.publisher.ownership.owned(ref)
+        except ClaimError as exc:  # unconfirmed: tested again, the safe way round
+            log.info(
+                "%s/%s: claims unreadable (%s): smoke-testing again", ref.namespace, ref.name, exc
+            )
+            return None
+        for record in records:
             good = record.last_known_good
             if good is not None and good.smoke_session == shown.session:
                 # The verdict and its time are the record's; the rest (checks, pod) is display.
@@ -200,6 +215,25 @@ class Reconciler:
         else:
             work.condition(cond.VALIDATED, "True", "Valid", "The spec is valid.")
         return spec
+
+
+def _confirmed_image(
+    shown: ImageStatus | None, smoke: SmokeTestStatus | None
+) -> ImageStatus | None:
+    """After a start, the image's digest and WORKDIR as status shows them, when the confirmed
+    smoke verdict ran exactly that digest (its session fingerprint covers both): kept only so
+    that a registry outage right after a restart keeps what passed. The registry is asked
+    again at once; everything else in status.image (findings, platforms, updates) is dropped."""
+    if smoke is None or shown is None or not shown.digest or not shown.reference:
+        return None
+    if smoke.image not in (f"{shown.reference}@{shown.digest}", shown.reference):
+        return None
+    return ImageStatus(
+        reference=shown.reference,
+        digest=shown.digest,
+        working_dir=shown.working_dir,
+        checked_at=shown.checked_at,
+    )
 
 
 class _StepFailed(Exception):

@@ -46,7 +46,19 @@ class Retirer:
         # Retiring never migrates: an id no record gives to this object is never archived
         # or deleted, whatever its status names (a migration happens on a pass, with checks).
         resolution = await self.ownership.resolve(ref, status_id, False)
-        if resolution.forged:
+        if (
+            resolution.forged
+            and status_id
+            and await self.ownership.may_migrate(ref, status_id) != "no"
+        ):
+            work.event(
+                "Warning",
+                "Orphaned",
+                f"status.renkuId names {status_id}, published by an operator version that kept "
+                "no records and never migrated into one: left in Renku untouched. Archive it "
+                "in Renku's admin panel if it should go.",
+            )
+        elif resolution.forged:
             work.event("Warning", "ForgedStatus", f"{resolution.forged}: not retired.")
         owned = list(resolution.owned)
         pending = await self.ownership.attempt(ref)

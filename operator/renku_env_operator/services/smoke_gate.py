@@ -98,13 +98,13 @@ class SmokeGate:
             or not wanted
             or image_status is None
             or not image_status.latest_version
+            or not image_status.latest_digest  # unread this time: a finding says so
         ):
             return
         tagged = images.parse_image_reference(spec.image).with_tag(image_status.latest_version)
-        digest = image_status.latest_digest
         # Exactly the digest the registry gave: a tag that moves after the test is tested again
         # (bump writes only tested digests).
-        candidate = str(tagged.with_digest(digest) if digest else tagged)
+        candidate = str(tagged.with_digest(image_status.latest_digest))
         previous = image_status.update_test
         if (
             previous is not None
