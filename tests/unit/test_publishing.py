@@ -334,6 +334,29 @@ async def test_retire_applies_the_deletion_policy(
     assert event_reasons(work) == [*warned, reason]
 
 
+async def test_retiring_many_shares_one_list_and_still_warns_at_the_last(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    """Deleting a thousand objects must not list Renku's thousand environments a thousand
+    times (quadratic, and what made a real deletion of 1,000 take minutes)."""
+    publisher = publisher_for(renku, claims)
+    works = []
+    for n in range(30):
+        work = work_for(ObjectRef("renku", f"env-{n}", f"uid-{n}", 1))
+        await publisher.publish(work, spec(), IMAGE)
+        works.append(applied(work))
+    renku.log.clear()
+    retirer = Retirer(publisher.settings, publisher.sync)
+
+    for work in works:
+        assert await retirer.retire(work, {"deletionPolicy": "Archive"}, attempt=1) is None
+
+    assert renku.log.count("LIST") == 1
+    assert renku.log.count("PATCH") == 30
+    warned = [w.ref.name for w in works if "LastActiveEnvironment" in event_reasons(w)]
+    assert warned == ["env-29"]  # the last active one, from the shared list kept current
+
+
 async def test_retire_leaves_renku_alone_while_suspended(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:

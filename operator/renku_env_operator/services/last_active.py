@@ -2,7 +2,8 @@
 
 Renku re-seeds its six default global environments whenever none is active (its data-tasks job
 checks at start), so archiving or deleting the last active one brings back images nobody asked
-for. Advisory: the retirement goes ahead; the list is Renku's current one, read just before.
+for. Advisory: the retirement goes ahead; the list is Renku's, shared by the retirements of
+half a minute and kept current by the operator's own writes (renku_sync.ActiveEnvironments).
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ async def warn_if_last_active(
     """Post the Warning Event and return its message when `renku_id` is the only active global
     environment in Renku; None otherwise (or when Renku's list cannot be read)."""
     try:
-        listed = await sync.client.list_environments(include_archived=False)
+        active = await sync.active.ids()
     except RenkuError as exc:  # the warning must never hold a retirement back
         logger.info("could not list Renku's environments before retiring %s: %s", renku_id, exc)
         return None
-    active = {str(e.get("id")) for e in listed if not e.get("is_archived")}
     if not active <= {renku_id}:
         return None
     message = cond.last_active_message(renku_id, action)

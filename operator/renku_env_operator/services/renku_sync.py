@@ -104,14 +104,79 @@ class RenkuSnapshot:
         self._taken = float("-inf")
 
 
+class ActiveEnvironments:
+    """Which global environments are active in Renku, for the last-active warning.
+
+    One list request shared by every retirement that asks within `max_age` (a thousand
+    deletions cost one list, not a thousand lists of a thousand environments), kept current
+    by the operator's own retirements and creates; a failed list is shared for `max_age` too.
+    What an admin changes in the panel shows within `max_age`: the warning is advisory."""
+
+    def __init__(self, client: RenkuClient, max_age: float = 30.0) -> None:
+        self._client = client
+        self._max_age = max_age
+        self._lock = asyncio.Lock()
+        self._ids: set[str] = set()
+        self._taken = float("-inf")
+        self._failure: RenkuError | None = None
+        self._retired_meanwhile: set[str] = set()  # while a list is in flight
+        self._listing = False
+
+    async def ids(self) -> set[str]:
+        """The active ids; RenkuError when Renku's list cannot be read."""
+        if not self._stale():
+            return self._current()
+        async with waiting("renku"), self._lock:
+            if self._stale():
+                await self._list()
+            return self._current()
+
+    def retired(self, env_id: str) -> None:
+        self._ids.discard(env_id)
+        if self._listing:
+            self._retired_meanwhile.add(env_id)
+
+    def created(self, env_id: str) -> None:
+        self._ids.add(env_id)
+
+    def _current(self) -> set[str]:
+        if self._failure is not None:
+            raise self._failure
+        return set(self._ids)
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._taken >= self._max_age
+
+    async def _list(self) -> None:
+        started = time.monotonic()
+        self._listing, self._retired_meanwhile = True, set()
+        try:
+            listed = await self._client.list_environments(include_archived=False)
+        except RenkuError as exc:
+            self._failure, self._taken = exc, started
+            return
+        finally:
+            self._listing = False
+        active = {str(e.get("id")) for e in listed if not e.get("is_archived")}
+        self._ids = active - self._retired_meanwhile
+        self._failure, self._taken = None, started
+
+
 class RenkuSync:
     """The only place that writes to Renku: create, update, retire. Every write to an existing
     environment is verified first against the operator's ownership records."""
 
-    def __init__(self, client: RenkuClient, snapshot: RenkuSnapshot, ownership: Ownership) -> None:
+    def __init__(
+        self,
+        client: RenkuClient,
+        snapshot: RenkuSnapshot,
+        ownership: Ownership,
+        active: ActiveEnvironments | None = None,
+    ) -> None:
         self.client = client
         self.snapshot = snapshot
         self.ownership = ownership
+        self.active = active or ActiveEnvironments(client)
 
     def answered(self, uid: str, attempt: Attempt) -> None:
         """This process saw the POST of `attempt` answered: it is not in flight any more."""
@@ -200,6 +265,8 @@ class RenkuSync:
                 )
             created = await self.client.create_environment(payload.create_payload(declared))
         self.snapshot.invalidate()
+        if declared.get("is_archived") is not True:
+            self.active.created(str(created["id"]))
         return str(created["id"])
 
     async def update(self, owner: ObjectRef, env_id: str, changes: list[FieldDiff]) -> None:
@@ -207,6 +274,9 @@ class RenkuSync:
         async with waiting("renku"):
             await self.client.patch_environment(env_id, payload.patch_payload(changes))
         self.snapshot.invalidate()
+        archived = next((c for c in changes if c.field == "is_archived"), None)
+        if archived is not None:
+            (self.active.retired if archived.declared else self.active.created)(env_id)
 
     async def retire(
         self, owner: ObjectRef, env_id: str, policy: DeletionPolicy
@@ -223,16 +293,20 @@ class RenkuSync:
             except RenkuInUseError:
                 async with waiting("renku"):
                     await self.client.archive_environment(env_id)
+                self.active.retired(env_id)
                 return "ArchivedInUse", (
                     f"Environment {env_id} is still used by session launchers, so it was "
                     "archived instead of deleted (existing launchers keep working)."
                 )
+            self.active.retired(env_id)
             return "Deleted", f"Deleted environment {env_id} from Renku."
         try:
             async with waiting("renku"):
                 await self.client.archive_environment(env_id)
         except RenkuNotFoundError:
+            self.active.retired(env_id)
             return "AlreadyGone", f"Environment {env_id} no longer exists in Renku."
+        self.active.retired(env_id)
         return "Archived", f"Archived environment {env_id} in Renku."
 
 
