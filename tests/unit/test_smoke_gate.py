@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from renku_env_operator.api.spec import GlobalEnvironmentSpec, SmokeTestSpec
 from renku_env_operator.api.status import GlobalEnvironmentStatus, ImageStatus, SmokeTestStatus
@@ -10,33 +10,11 @@ from renku_env_operator.clients.kube import KubeForbiddenError
 from renku_env_operator.domain import conditions as cond
 from renku_env_operator.services.smoke_gate import SmokeGate, session_fingerprint
 from renku_env_operator.services.work import ObjectRef, Work
+from tests.support.smoke_runner import Runner
 
 REF = ObjectRef(namespace="renku", name="python", uid="uid-1", generation=1)
 IMAGE = "ghcr.io/example/env:1.0.0"
 DIGEST = "sha256:" + "a" * 64
-
-
-class Runner:
-    """A smoke runner that answers `result`, or raises `error`."""
-
-    def __init__(self, result: SmokeTestStatus | None = None, error: Exception | None = None):
-        self.result, self.error, self.calls = result, error, 0
-
-    async def step(
-        self,
-        ref: ObjectRef,
-        spec: GlobalEnvironmentSpec,
-        image: str,
-        previous: SmokeTestStatus | None,
-        *,
-        image_workdir: str | None = None,
-        purpose: Literal["current", "update"] = "current",
-    ) -> SmokeTestStatus:
-        self.calls += 1
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
 
 
 def work(**status: Any) -> Work:

