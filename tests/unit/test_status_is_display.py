@@ -114,6 +114,13 @@ class Operator:
         return await self.reconciler.reconcile(REF, raw_spec, status, self.memo)
 
 
+async def published_once(renku: MemoryRenku, claims: ClaimsClient) -> tuple[Operator, Outcome]:
+    """A first operator process that tests (passed) and publishes the object."""
+    first = Operator(renku, claims, verdict("Passed"))
+    await first.start()
+    return first, await first.reconcile(GlobalEnvironmentStatus())
+
+
 def condition(outcome: Outcome, type_: str) -> tuple[str, str]:
     found = cond.find(outcome.status.conditions, type_)
     assert found is not None
@@ -201,9 +208,7 @@ async def test_a_digest_written_into_status_is_never_pinned(
 async def test_a_restarted_operator_believes_a_pass_its_claim_records(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:
-    first = Operator(renku, claims, verdict("Passed"))
-    await first.start()
-    published = await first.reconcile(GlobalEnvironmentStatus())
+    first, published = await published_once(renku, claims)
     assert condition(published, cond.SYNCED)[0] == "True"
     assert first.runner.calls == 1
 
@@ -220,9 +225,7 @@ async def test_a_restarted_operator_believes_a_pass_its_claim_records(
 async def test_after_a_restart_a_pass_the_claim_does_not_record_is_tested_again(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:
-    first = Operator(renku, claims, verdict("Passed"))
-    await first.start()
-    published = await first.reconcile(GlobalEnvironmentStatus())
+    _, published = await published_once(renku, claims)
 
     # The status claims a pass of another session (a command the record never saw pass).
     raw = RAW_SPEC | {"command": EVIL_COMMAND}
@@ -421,9 +424,7 @@ async def test_a_marker_from_the_first_version_with_records_gets_its_list_once(
 async def test_a_restart_while_the_registry_is_down_keeps_what_passed(
     renku: MemoryRenku, claims: ClaimsClient
 ) -> None:
-    first = Operator(renku, claims, verdict("Passed"))
-    await first.start()
-    published = await first.reconcile(GlobalEnvironmentStatus())
+    _, published = await published_once(renku, claims)
 
     restarted = Operator(renku, claims, verdict("Failed"))
     restarted.registry.down = True
@@ -442,9 +443,7 @@ async def test_a_restart_while_the_registry_is_down_keeps_what_passed(
 async def test_a_restart_with_claims_unreadable_tests_again_instead_of_believing_status(
     renku: MemoryRenku, claims: ClaimsClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = Operator(renku, claims, verdict("Passed"))
-    await first.start()
-    published = await first.reconcile(GlobalEnvironmentStatus())
+    _, published = await published_once(renku, claims)
 
     restarted = Operator(renku, claims, verdict("Passed"))
     await restarted.start()
