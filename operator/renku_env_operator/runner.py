@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
 from .api import claim, crd
 from .clients.kube import KubeClient, KubeError, KubeForbiddenError, KubeNotFoundError
 from .config import Settings, SettingsError
 from .handlers import globalenvironment, startup
+from .metrics_http import MetricsServer
 
 PREFLIGHT_TIMEOUT_SECONDS = 15.0
 _GRANT = (
@@ -149,6 +149,29 @@ def build_registry(config: Settings) -> kopf.OperatorRegistry:
     return registry
 
 
+async def _serving_metrics(config: Settings, **operator: Any) -> None:
+    """kopf's operator, with the metrics endpoint on the same loop for as long as it runs."""
+    server = None
+    if config.metrics_port:
+        server = MetricsServer(
+            config.metrics_port,
+            timeout=config.metrics_timeout_seconds,
+            max_connections=config.metrics_max_connections,
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot serve metrics on port {config.metrics_port} ({exc.strerror or exc}): "
+                "set RENKU_ENV_OPERATOR_METRICS_PORT to a free port, or 0 to disable metrics"
+            ) from None
+    try:
+        await kopf.operator(**operator)
+    finally:
+        if server is not None:
+            await server.stop()
+
+
 _LOG_FORMATS = {
     "plain": kopf.LogFormat.PLAIN,
     "full": kopf.LogFormat.FULL,
@@ -189,8 +212,6 @@ def run_operator(
     )
     if config.log_level != "DEBUG":
         logging.getLogger("kopf.objects").addFilter(_quiet_events)
-    if config.metrics_port:
-        start_http_server(config.metrics_port)
     settings = kopf.OperatorSettings()
     startup.configure_kopf(settings, config)
     if tune is not None:
@@ -202,7 +223,8 @@ def run_operator(
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         try:
             asyncio.run(
-                kopf.operator(
+                _serving_metrics(
+                    config,
                     registry=build_registry(config),
                     settings=settings,
                     clusterwide=not config.namespaces,
