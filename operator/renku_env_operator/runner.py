@@ -17,6 +17,7 @@ import kopf
 from .api import claim, crd
 from .clients.kube import KubeClient, KubeError, KubeForbiddenError, KubeNotFoundError
 from .config import Settings, SettingsError
+from .domain.redact import redact
 from .handlers import globalenvironment, startup
 from .metrics_http import MetricsServer
 
@@ -191,6 +192,42 @@ def _root_cause(exc: BaseException) -> str:
     return _one_line(exc) or type(exc).__name__
 
 
+def _redact_record(record: logging.LogRecord) -> None:
+    """The record's message, exception and stack text, with URL credentials masked."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: logging reports it when the record is emitted
+        return
+    masked = redact(message)
+    if masked != message:
+        record.msg, record.args = masked, ()
+    if record.exc_info and record.exc_info[1] is not None:
+        text = logging.Formatter().formatException(record.exc_info)
+        masked = redact(text)
+        if masked != text:
+            # Formatters print exc_text; the JSON one re-formats exc_info when it is there.
+            record.exc_info, record.exc_text = None, masked
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+def install_log_redaction() -> None:
+    """Mask URL credentials in every log record of the process, whichever logger made it
+    (ours, kopf's, httpx's, aiohttp's...): a record factory sees them all, before any handler,
+    filter or kopf's Event poster. Idempotent."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+    factory.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def run_operator(
     config: Settings,
     *,
@@ -202,6 +239,7 @@ def run_operator(
 
     `tune` adjusts kopf's settings after ours (tests shorten kopf's timeouts with it).
     """
+    install_log_redaction()
     asyncio.run(preflight(config))
     kopf.configure(
         debug=config.log_level == "DEBUG",
