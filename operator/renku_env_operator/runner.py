@@ -150,7 +150,7 @@ def build_registry(config: Settings) -> kopf.OperatorRegistry:
     return registry
 
 
-async def _serving_metrics(config: Settings, **operator: Any) -> None:
+async def operate_with_metrics(config: Settings, **operator: Any) -> None:
     """kopf's operator, with the metrics endpoint on the same loop for as long as it runs."""
     server = None
     if config.metrics_port:
@@ -261,7 +261,7 @@ def run_operator(
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         try:
             asyncio.run(
-                _serving_metrics(
+                operate_with_metrics(
                     config,
                     registry=build_registry(config),
                     settings=settings,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -10,7 +11,9 @@ import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry, Counter
 
+from renku_env_operator.config import Settings
 from renku_env_operator.metrics_http import MetricsServer
+from renku_env_operator.runner import StartupError, operate_with_metrics
 
 LIMIT = 4
 BOUND = 10.0  # far above the server's timeout: what the tests wait at most
@@ -122,3 +125,14 @@ async def test_methods(server: MetricsServer, method: str) -> None:
     async with httpx.AsyncClient() as client:
         response = await client.request(method, f"http://127.0.0.1:{server.port}/metrics")
     assert response.status_code == 200
+
+
+async def test_a_port_in_use_is_a_start_up_error_that_says_what_to_do() -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = Settings(metrics_port=port, renku_url=None)
+        with pytest.raises(StartupError, match=f"cannot serve metrics on port {port}") as caught:
+            await operate_with_metrics(settings)
+    assert "RENKU_ENV_OPERATOR_METRICS_PORT" in str(caught.value)
