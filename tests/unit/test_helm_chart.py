@@ -1023,6 +1023,11 @@ def test_notes_tell_what_to_do_next(helm_binary: str) -> None:
     assert "WARNING" not in ready
     assert "kubectl get genv" in ready
     assert "rollout status" in ready
+    # Who may scrape, since the operator's NetworkPolicy is on by default.
+    assert "scraped from the namespaces monitoring only" in ready
+    labelled = notes({"networkPolicy": {"metricsNamespaceLabels": {"team": "obs"}}})
+    assert 'namespaces labelled {"team":"obs"} only' in labelled
+    assert "scraped" not in notes({"networkPolicy": {"enabled": False}})
 
 
 def test_app_version_is_the_packages() -> None:
