@@ -19,6 +19,7 @@ from tests.support.kube import Kube
 IDLE = 300
 TIMEOUT = 0.5  # METRICS_TIMEOUT_SECONDS: short, so that the test awaits the closes quickly
 BOUND = 30.0  # what the test waits at most for them (far above TIMEOUT)
+SLACK = 10  # threads the operator may start meanwhile, whatever the connections
 
 
 def free_port() -> int:
@@ -51,7 +52,9 @@ async def test_idle_connections_cost_no_thread_are_closed_and_leave_scrapes_work
             scrape = await client.get(f"http://127.0.0.1:{port}/metrics", timeout=BOUND)
         assert scrape.status_code == 200
         assert "renku_env_operator_build_info" in scrape.text
-        assert threading.active_count() <= threads + 1  # the old server: one per connection
+        # The old server: one thread per connection (309 here). The slack is for the operator's
+        # own executor threads, which may grow meanwhile.
+        assert threading.active_count() <= threads + SLACK
 
         closes = [closed_by_server(reader) for reader, _ in connections]
         assert all(await asyncio.wait_for(asyncio.gather(*closes), timeout=BOUND))
