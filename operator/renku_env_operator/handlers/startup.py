@@ -20,6 +20,7 @@ from ..clients.renku import RenkuClient
 from ..clients.renku_auth import Credentials, StaticToken, auth_for, credentials_from_secret_data
 from ..clients.renku_lookups import RenkuLookups
 from ..config import OPERATOR_NAME, Settings, SettingsError
+from ..domain.redact import redact
 from ..services.image_verify import ImageVerifier, NodeArchitectures
 from ..services.objects import Objects
 from ..services.owner import Owners
@@ -243,7 +244,8 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
         memo["context"] = context
         collector = asyncio.create_task(collect_garbage(context), name="smoke-pod-gc")
         context.closers.append(lambda: _cancel(collector))
-        log.info("renku-env-operator started; Renku at %s", config.renku_url)
+        renku = redact(str(config.renku_url)) if config.renku_url is not None else None
+        log.info("renku-env-operator started; Renku at %s", renku)
 
     @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
