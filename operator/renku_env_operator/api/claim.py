@@ -14,12 +14,13 @@ GlobalEnvironments, and their status if they may, never these). Three kinds, tol
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from pydantic import Field
 
 from .crd import GROUP, VERSION, crd_manifest, structural_schema
-from .spec import ApiModel
+from .spec import ApiModel, DeletionPolicy
 from .status import PublishedStatus, RenkuEnvironmentState
 
 KIND = "GlobalEnvironmentClaim"
@@ -29,6 +30,9 @@ CRD_NAME = f"{PLURAL}.{GROUP}"
 API_VERSION = f"{GROUP}/{VERSION}"
 OWNER_UID_LABEL = f"{GROUP}/owner-uid"
 KIND_LABEL = f"{GROUP}/claim"
+OWNER_REF_LABEL = f"{GROUP}/owner-ref"
+"""A hash of the owner's namespace/name: finds the claims of an object deleted and created
+again under the same name (label values are too short for the name itself)."""
 ERA_NAME = "ownership-era"
 
 
@@ -39,6 +43,10 @@ def id_claim_name(renku_id: str) -> str:
 
 def attempt_claim_name(owner_uid: str) -> str:
     return f"attempt-{owner_uid.lower()}"
+
+
+def owner_ref_label(namespace: str, name: str) -> str:
+    return hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:40]
 
 
 class ClaimOwner(ApiModel):
@@ -76,6 +84,14 @@ class GlobalEnvironmentClaimSpec(ApiModel):
     while a newer spec fails (status.published only mirrors it)."""
     create_attempt: ClaimedCreateAttempt | None = None
     """The pending create (attempt claims)."""
+    deletion_policy: DeletionPolicy | None = None
+    """What to do in Renku when the owner is gone without retiring it (force-deleted): its
+    deletionPolicy as applied (Orphan while suspended, Archive for Delete outside trusted
+    namespaces). Absent on claims written before it was recorded: those are released, and the
+    environment is left in Renku."""
+    collecting: str | None = None
+    """Set (RFC 3339) by the claims' garbage collection once it has confirmed that the owner is
+    gone and starts retiring: from then on no object takes the claim over."""
 
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
