@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import httpx
 import kopf
@@ -227,9 +228,12 @@ async def build_context(config: Settings) -> OperatorContext:
             if state is not None:
                 state.wake.set()
 
-        claims = ClaimCollector(
-            config, publisher.sync, GlobalEnvironmentReader(kube), post_event, wake
-        )
+        async def post(
+            body: Mapping[str, Any], type_: Literal["Normal", "Warning"], reason: str, msg: str
+        ) -> None:
+            await kube.post_event(body, type_, reason, msg, OPERATOR_NAME)
+
+        claims = ClaimCollector(config, publisher.sync, GlobalEnvironmentReader(kube), post, wake)
     return OperatorContext(config, owners, smoke, closers, claims=claims)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -47,7 +47,10 @@ log = logging.getLogger(__name__)
 Outcome = Literal[
     "archived", "deleted", "released", "taken_over", "attempt_cleared", "recovered", "failed"
 ]
-EventPoster = Callable[[Mapping[str, Any], Literal["Normal", "Warning"], str, str], None]
+EventPoster = Callable[
+    [Mapping[str, Any], Literal["Normal", "Warning"], str, str], Awaitable[object]
+]
+"""Posts an Event about an object (body, type, reason, message): outside kopf's handlers."""
 
 
 class ObjectsReader(Protocol):
@@ -74,6 +77,31 @@ class ClaimCollector:
         self._reader = reader
         self._post = post_event
         self._wake = wake
+        self._told: list[tuple[Mapping[str, Any], Literal["Normal", "Warning"], str, str]] = []
+
+    def _tell(
+        self,
+        body: Mapping[str, Any],
+        type_: Literal["Normal", "Warning"],
+        reason: str,
+        message: str,
+    ) -> None:
+        """An Event, posted once the outcome is counted."""
+        self._told.append((body, type_, reason, message))
+
+    async def _event(
+        self,
+        body: Mapping[str, Any],
+        type_: Literal["Normal", "Warning"],
+        reason: str,
+        message: str,
+    ) -> None:
+        """An Event that cannot be posted is logged: what was done is done (and counted)."""
+        log.info("%s %s: %s", type_, reason, message)
+        try:
+            await self._post(body, type_, reason, message)
+        except KubeError as exc:
+            log.warning("event %s not posted: %s", reason, exc)
 
     async def collect(self) -> Counter[str]:
         """One pass over every claim; returns what was done (also counted in the metric)."""
@@ -101,6 +129,9 @@ class ClaimCollector:
                 if outcome is not None:
                     done[outcome] += 1
                     metrics.CLAIMS_COLLECTED.labels(outcome).inc()
+                told, self._told = self._told, []
+                for event in told:
+                    await self._event(*event)
         return done
 
     async def _one(self, raw: dict[str, Any], owner: ClaimOwner) -> Outcome | None:
@@ -135,7 +166,7 @@ class ClaimCollector:
         if taken is None or taken.taken_from is None:
             return None  # changed meanwhile: looked at again next time
         old = taken.taken_from
-        self._post(
+        self._tell(
             live,
             "Normal",
             "ClaimTakenOver",
@@ -181,7 +212,7 @@ class ClaimCollector:
                 if reason == "AlreadyGone":
                     outcome = "released"
         except (RenkuError, OwnershipConflictError) as exc:
-            self._post(
+            self._tell(
                 _claim_body(raw),
                 "Warning",
                 "ClaimCollectionFailed",
@@ -190,14 +221,13 @@ class ClaimCollector:
             )
             return "failed"
         await self.claims.delete(name, held.resource_version)
-        self._post(
+        self._tell(
             _claim_body(raw),
             "Normal",
             "ClaimCollected",
             f"{what} is gone without its clean-up: {done[:1].lower()}{done[1:]} "
             "The record is deleted.",
         )
-        log.info("collected claim %s of %s: %s", name, what, done)
         return outcome
 
     async def _settle(
@@ -213,7 +243,7 @@ class ClaimCollector:
             return "failed"
         if len(found) > 1:
             ids = AmbiguousRecoveryError(found)
-            self._post(
+            self._tell(
                 _claim_body(raw),
                 "Warning",
                 "ClaimCollectionFailed",
@@ -228,7 +258,7 @@ class ClaimCollector:
             await self.ownership.claim(_ref(owner), found[0], policy=attempt.policy)
             outcome, done = "recovered", f"it made environment {found[0]}, recorded for it"
         await self.claims.delete(_name(raw), attempt.resource_version)
-        self._post(
+        self._tell(
             _claim_body(raw),
             "Normal",
             "ClaimCollected",
