@@ -10,6 +10,10 @@ GlobalEnvironments, and their status if they may, never these). Three kinds, tol
   started and what it sent. Written before the POST; a lost answer is recovered from it.
 - `ownership-era`: a marker whose creationTimestamp (set by the API server) says since when
   ownership is recorded here; a GlobalEnvironment created before it may be migrated.
+
+Claims whose owner is gone without its clean-up (force-deleted) are taken over by a new object
+of the same namespace and name, or collected per the deletionPolicy they record
+(services/claims_gc.py).
 """
 
 from __future__ import annotations
