@@ -10,15 +10,16 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from renku_env_operator.clients.claims import ClaimsClient
+from renku_env_operator.clients.renku_errors import RenkuUnavailableError
 from renku_env_operator.services.claims_gc import ClaimCollector
 from renku_env_operator.services.ownership import Ownership
 from renku_env_operator.services.publishing import Publisher
 from renku_env_operator.services.work import ObjectRef
-from tests.support.claims import NAMESPACE, stored_claims
+from tests.support.claims import NAMESPACE, age_attempt, stored_claims
 from tests.support.kube import CLAIMS, Kube
 from tests.support.memory_renku import MemoryRenku, publisher_for
 from tests.support.work import applied, synced, work_for
-from tests.unit.test_ownership import IMAGE, spec, writes
+from tests.unit.test_ownership import IMAGE, LOST, spec, writes
 
 REF = ObjectRef(namespace=NAMESPACE, name="python", uid="uid-1", generation=1)
 AGAIN = ObjectRef(namespace=NAMESPACE, name="python", uid="uid-9", generation=1)
@@ -203,3 +204,50 @@ async def test_delete_outside_trusted_namespaces_is_recorded_as_archive(
         "archived": 1
     }
     assert renku.envs[renku_id]["is_archived"] is True
+
+
+async def test_a_failure_in_renku_keeps_the_claim_marked_and_is_retried(
+    kube: Kube, renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    publisher = publisher_for(renku, claims)
+    renku_id = await published(publisher)
+    name = f"env-{renku_id.lower()}"
+    reads, posted = Reads(), Posted()
+    gc = collector(publisher_for(renku, claims), reads, posted)
+
+    renku.fail("PATCH", RenkuUnavailableError("Renku answered 503"))
+    assert await gc.collect() == {"failed": 1}
+    kept = stored_claims(kube, "env")[name]
+    assert kept["spec"]["collecting"]  # decided: no one takes it over any more
+    assert [p[2] for p in posted] == ["ClaimCollectionFailed"]
+    assert renku.envs[renku_id].get("is_archived") is not True
+
+    # Next pass: the object is still gone (even if the name is taken again meanwhile).
+    reads.live[(NAMESPACE, "python")] = AGAIN.uid
+    assert await gc.collect() == {"archived": 1}
+    assert renku.envs[renku_id]["is_archived"] is True
+    assert stored_claims(kube, "env") == {}
+
+
+async def test_a_young_attempt_of_a_gone_object_is_left_until_it_cannot_be_in_flight(
+    kube: Kube, renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    publisher = publisher_for(renku, claims)
+    renku.fail("POST", LOST, applied=True)  # created in Renku, the answer lost
+    work = work_for(REF)
+    await publisher.publish(work, spec(), IMAGE)
+    assert synced(work)[:2] == ("False", "RenkuUnavailable"), synced(work)
+    [env_id] = renku.envs
+    gc = collector(publisher_for(renku, claims), Reads(), Posted())
+
+    assert await gc.collect() == {}  # young: its POST may still be on its way
+    assert list(stored_claims(kube, "attempt")) == [f"attempt-{REF.uid}"]
+
+    await age_attempt(kube, REF.uid)
+    assert await gc.collect() == {"recovered": 1}
+    assert stored_claims(kube, "attempt") == {}
+    recorded = stored_claims(kube, "env")[f"env-{env_id.lower()}"]["spec"]
+    assert recorded["owner"]["uid"] == REF.uid
+    assert recorded["deletionPolicy"] == "Archive"  # recorded with the attempt
+    assert await gc.collect() == {"archived": 1}
+    assert renku.envs[env_id]["is_archived"] is True
