@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from renku_env_operator.api.status import GlobalEnvironmentStatus
 from renku_env_operator.clients.claims import ClaimsClient
 from renku_env_operator.clients.renku_errors import RenkuUnavailableError
+from renku_env_operator.config import Settings
 from renku_env_operator.services.claims_gc import ClaimCollector
 from renku_env_operator.services.ownership import Ownership
 from renku_env_operator.services.publishing import Publisher
+from renku_env_operator.services.renku_sync import RenkuSnapshot, RenkuSync
 from renku_env_operator.services.work import ObjectRef
 from tests.support.claims import NAMESPACE, age_attempt, stored_claims
 from tests.support.kube import CLAIMS, Kube
 from tests.support.memory_renku import MemoryRenku, publisher_for
-from tests.support.work import applied, synced, work_for
+from tests.support.work import applied, event_reasons, synced, work_for
 from tests.unit.test_ownership import IMAGE, LOST, spec, writes
 
 REF = ObjectRef(namespace=NAMESPACE, name="python", uid="uid-1", generation=1)
@@ -251,3 +254,24 @@ async def test_a_young_attempt_of_a_gone_object_is_left_until_it_cannot_be_in_fl
     assert recorded["deletionPolicy"] == "Archive"  # recorded with the attempt
     assert await gc.collect() == {"archived": 1}
     assert renku.envs[env_id]["is_archived"] is True
+
+
+async def test_an_object_restored_with_its_status_takes_its_claim_over(
+    kube: Kube, renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    renku_id = await published(publisher_for(renku, claims))
+    # Restored from a backup after a force-delete: a new uid, status.renkuId as it was.
+    reads = Reads()
+    reads.live[(NAMESPACE, "python")] = AGAIN.uid
+    sync = RenkuSync(renku, RenkuSnapshot(renku, 300.0), Ownership(claims, live=reads.uid))
+    publisher = Publisher(Settings(operator_namespace="renku"), sync)
+    work = work_for(AGAIN, GlobalEnvironmentStatus(renku_id=renku_id))
+    await publisher.publish(work, spec(), IMAGE)
+
+    assert synced(work)[0] == "True", synced(work)
+    assert "ClaimTakenOver" in event_reasons(work)
+    assert "ForgedStatus" not in event_reasons(work)
+    assert (
+        stored_claims(kube, "env")[f"env-{renku_id.lower()}"]["spec"]["owner"]["uid"] == AGAIN.uid
+    )
+    assert writes(renku) == ["POST"]

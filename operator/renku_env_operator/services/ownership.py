@@ -98,6 +98,9 @@ class Resolution:
     """Why status.renkuId / status.published was not believed (None: it matched)."""
     migrated: str | None = None
     """A Renku id claimed now from a status written before ownership was recorded."""
+    taken_over: IdClaim | None = None
+    """The record of status.renkuId, taken over now from an earlier object of the same name
+    (deleted without its clean-up; the object restored from a backup, say)."""
 
     def current(self, wanted: str | None, status_id: str | None) -> IdClaim | None:
         """The claim the object publishes to: spec.renkuId's, else status', else the oldest."""
@@ -163,6 +166,9 @@ class Ownership:
         if any(c.renku_id == status_id for c in owned):
             return Resolution(owned)
         holder = await self.holder(status_id)
+        taken = await self.take_over(ref, holder) if holder is not None else None
+        if taken is not None:
+            return Resolution([*owned, taken], taken_over=taken)
         if holder is not None:
             who = f"{holder.owner.namespace}/{holder.owner.name}" if holder.owner else "another"
             return Resolution(

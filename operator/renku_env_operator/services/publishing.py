@@ -177,6 +177,8 @@ class Publisher:
         trusted = self.settings.is_trusted(ref.namespace)
         may_migrate = status.renku_id is not None and await self.ownership.may_migrate(ref, trusted)
         resolution = await self.ownership.resolve(ref, status.renku_id, may_migrate)
+        if resolution.taken_over is not None:
+            self._taken_over(work, resolution.taken_over)
         current = resolution.current(spec.renku_id, status.renku_id)
         if resolution.migrated and current is not None:
             work.event(
