@@ -275,3 +275,23 @@ async def test_an_object_restored_with_its_status_takes_its_claim_over(
         stored_claims(kube, "env")[f"env-{renku_id.lower()}"]["spec"]["owner"]["uid"] == AGAIN.uid
     )
     assert writes(renku) == ["POST"]
+
+
+async def test_a_takeover_that_lost_the_race_to_a_hand_over_still_owns_the_claim(
+    renku: MemoryRenku, claims: ClaimsClient
+) -> None:
+    renku_id = await published(publisher_for(renku, claims))
+    reads = Reads()
+    reads.live[(NAMESPACE, "python")] = AGAIN.uid
+    ownership = Ownership(claims, live=reads.uid)
+    stale = await ownership.holder(renku_id)  # read by the new object's pass...
+    assert stale is not None
+    gc = collector(publisher_for(renku, claims), reads, Posted())
+    assert await gc.collect() == {"taken_over": 1}  # ...and handed to it meanwhile
+
+    # Its own takeover meets a 409: the claim is its own all the same (no second create).
+    taken = await ownership.take_over(AGAIN, stale)
+    assert taken is not None
+    assert taken.owner is not None
+    assert taken.owner.uid == AGAIN.uid
+    assert [c.renku_id for c in await ownership.inherit(AGAIN)] == [renku_id]

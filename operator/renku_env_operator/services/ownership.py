@@ -319,7 +319,9 @@ class Ownership:
         )
         taken: list[IdClaim] = []
         for held in found:
-            claimed = await self.take_over(ref, held)
+            # Handed over meanwhile (the garbage collection does that too): ours already.
+            mine = held.owner is not None and held.owner.uid == ref.uid
+            claimed = held if mine else await self.take_over(ref, held)
             if claimed is not None:
                 taken.append(claimed)
         return taken
@@ -348,7 +350,10 @@ class Ownership:
         try:
             raw = await self.claims.update(name, spec, held.resource_version, _labels(ref, "env"))
         except ClaimConflictError:
-            return None
+            # Changed meanwhile: maybe handed to `ref` by another actor (then it is `ref`'s).
+            again = await self.holder(held.renku_id)
+            mine = again is not None and again.owner is not None and again.owner.uid == ref.uid
+            return again if mine else None
         taken = _id_claim(raw)
         if taken is None or taken.owner is None or taken.owner.uid != ref.uid:
             return None
