@@ -37,7 +37,14 @@ from ..clients.claims import ClaimConflictError, ClaimError
 from ..clients.kube import KubeError
 from ..clients.renku_errors import RenkuError, RenkuNotFoundError
 from ..config import Settings
-from .ownership import Attempt, IdClaim, OwnershipConflictError, attempt_of, id_claim_of
+from .ownership import (
+    Attempt,
+    IdClaim,
+    OwnershipConflictError,
+    attempt_of,
+    id_claim_of,
+    parse_time,
+)
 from .publishing import effective_policy
 from .renku_sync import AmbiguousRecoveryError, RenkuSync
 from .work import ObjectRef
@@ -143,7 +150,11 @@ class ClaimCollector:
         if held is not None:
             if held.collecting is None and live is not None and live_uid is not None:
                 return await self._hand_over(held, live, live_uid)
+            if held.collecting is not None and not self._abandoned(held.collecting):
+                return None  # another replica is collecting it now
             outcome = await self._retire(raw, held, owner)
+            if outcome is None:
+                return None
             if live_uid is not None and outcome != "failed":
                 self._wake(live_uid)  # it may wait for this id (spec.renkuId)
             return outcome
@@ -177,7 +188,18 @@ class ClaimCollector:
         self._wake(live_uid)
         return "taken_over"
 
-    async def _retire(self, raw: dict[str, Any], held: IdClaim, owner: ClaimOwner) -> Outcome:
+    def _abandoned(self, marked: str) -> bool:
+        """A mark older than an interval: whoever set it did not finish (it stopped, or Renku
+        failed): collected again. A younger one is another replica's work in progress."""
+        try:
+            age = datetime.now(UTC) - parse_time(marked)
+        except ValueError:
+            return True
+        return age.total_seconds() >= self.settings.claim_gc_interval_seconds
+
+    async def _retire(
+        self, raw: dict[str, Any], held: IdClaim, owner: ClaimOwner
+    ) -> Outcome | None:
         name = api.id_claim_name(held.renku_id)
         if held.collecting is None:
             try:
@@ -185,7 +207,7 @@ class ClaimCollector:
                     name, {"collecting": _now()}, held.resource_version
                 )
             except ClaimConflictError:
-                return "failed"  # changed meanwhile (taken over?): looked at again next time
+                return None  # changed meanwhile (taken over, marked by another replica)
             held = id_claim_of(marked) or held
         recorded = held.policy
         policy: DeletionPolicy = (
