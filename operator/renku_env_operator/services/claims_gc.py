@@ -15,7 +15,9 @@ operator process; every action is guarded, so replicas running it at once act on
    is marked (`spec.collecting`, guarded by its resourceVersion: from then on no one takes it
    over), the environment is retired in Renku per the deletionPolicy recorded in the claim
    (none recorded, on claims older than that field: released, left in Renku), and the record
-   deleted, guarded by the marked resourceVersion. Event `ClaimCollected` on the claim.
+   deleted, guarded by the marked resourceVersion. Event `ClaimCollected` on the claim. A mark
+   younger than an interval is another replica's work in progress; an older one was abandoned
+   (its process stopped, or Renku failed) and is collected again.
 5. an `attempt-<uid>` of a gone owner, once its create cannot be in flight any more: an
    environment that create made is recorded for the gone owner (and collected next time),
    then the attempt is deleted.
