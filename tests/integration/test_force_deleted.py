@@ -177,3 +177,26 @@ async def test_a_lost_create_of_a_force_deleted_object_is_recovered_then_archive
     )
     assert stored_claims(kube, "env") == {}
     assert stored_claims(kube, "attempt") == {}
+
+
+async def test_a_successor_that_adopts_another_id_retires_the_one_handed_to_it(
+    kube: Kube, renku_double: RenkuDouble, start_operator: Any
+) -> None:
+    first = await start_operator(claim_gc_interval_seconds=NEVER)
+    created = await published(kube, "moved")
+    await force_delete(kube, first, "moved")
+    admins = renku_double.admin_create(name="Admin's", container_image="ghcr.io/x/y:1.0.0")
+
+    # Applied again before the operator is back (its collection would retire it otherwise).
+    await kube.create(genv("moved", smokeTest=NO_SMOKE, renkuId=admins["id"]))
+    await start_operator(claim_gc_interval_seconds=SOON)
+    await ready_with(kube, "moved", admins["id"])
+
+    # The GC hands the old environment to the new object, which retires it per its policy.
+    await kube.wait_event("moved", "ClaimTakenOver", namespace=NAMESPACE)
+    replaced = await kube.wait_event("moved", "Replaced", namespace=NAMESPACE, timeout=10)
+    assert created in replaced["message"]
+    await renku_double.wait_until_async(
+        lambda d: d.environments[created]["is_archived"] is True, timeout=5
+    )
+    assert list(stored_claims(kube, "env")) == [f"env-{admins['id'].lower()}"]
