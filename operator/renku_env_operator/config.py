@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     """Attempts for a transient failure of one Renku request, within one reconcile."""
     drift_interval_seconds: float = Field(default=300.0, gt=0)
     """How often Renku is compared with the declared state (one list request per interval)."""
+    claim_gc_interval_seconds: float = Field(default=300.0, gt=0)
+    """How often the claims of GlobalEnvironments gone without their clean-up (force-deleted)
+    are collected: one list of the claims, one list per namespace with claims of objects this
+    process does not hold, one GET per owner that list does not show."""
     delete_attempts: int = Field(default=10, ge=1)
     """Reconcile attempts to clean up Renku when a GlobalEnvironment is deleted; after that it
     stays blocked with a condition saying how to release it."""

@@ -141,6 +141,7 @@ smoke-fences-off:
 hardened:
   renku: {{url: {URL}, credentials: {{existingSecret: renku-admin}}, imageCheck: Error}}
   security: {{trustedNamespaces: [renku, platform]}}
+  ownership: {{claimGcIntervalSeconds: 600}}
   registry: {{internalAllowlist: ["mirror.internal:5000", 10.1.0.0/16], checkDeadlineSeconds: 30}}
   cluster: {{cidrs: [10.96.0.0/12, 10.244.0.0/16, "fd00:10::/56"]}}
   smoke:
@@ -612,6 +613,7 @@ OPTIONAL_SETTINGS = {
     "trusted_namespaces",
     "registry_internal_allowlist",
     "registry_check_deadline_seconds",
+    "claim_gc_interval_seconds",
     "cluster_cidrs",
     "smoke_ephemeral_storage_request",
     "smoke_ephemeral_storage_limit",
@@ -643,6 +645,7 @@ def test_optional_settings_are_set_only_when_their_value_is(
     assert values["TRUSTED_NAMESPACES"] == "renku,platform"
     assert values["REGISTRY_INTERNAL_ALLOWLIST"] == "mirror.internal:5000,10.1.0.0/16"
     assert values["REGISTRY_CHECK_DEADLINE_SECONDS"] == "30"
+    assert values["CLAIM_GC_INTERVAL_SECONDS"] == "600"
     assert values["CLUSTER_CIDRS"] == "10.96.0.0/12,10.244.0.0/16,fd00:10::/56"
     assert values["SMOKE_EPHEMERAL_STORAGE_REQUEST"] == "200Mi"
     assert values["SMOKE_EPHEMERAL_STORAGE_LIMIT"] == "2Gi"
@@ -651,6 +654,7 @@ def test_optional_settings_are_set_only_when_their_value_is(
     assert hardened.trusted_namespaces == ["renku", "platform"]
     assert hardened.registry_internal_allowlist == ["mirror.internal:5000", "10.1.0.0/16"]
     assert hardened.registry_check_deadline_seconds == 30
+    assert hardened.claim_gc_interval_seconds == 600
     assert hardened.cluster_cidrs == ["10.96.0.0/12", "10.244.0.0/16", "fd00:10::/56"]
     assert hardened.smoke_ephemeral_storage_request == "200Mi"
     assert hardened.smoke_ephemeral_storage_limit == "2Gi"
