@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     """kopf liveness endpoint; empty disables it."""
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     """Port of the Prometheus /metrics endpoint; 0 disables it."""
+    metrics_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """A connection to the metrics port must send its request within this time (it is then
+    closed); none stays open longer than twice this."""
+    metrics_max_connections: int = Field(default=32, ge=1, le=1024)
+    """Connections to the metrics port at once; a new one closes the oldest (an idle one
+    first), so idle connections cannot keep a scrape out."""
     log_format: Literal["plain", "full", "json"] = "plain"
     """Log format: plain, full (with timestamps and object) or json (one object per line)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -97,6 +103,10 @@ class Settings(BaseSettings):
     """Attempts for a transient failure of one Renku request, within one reconcile."""
     drift_interval_seconds: float = Field(default=300.0, gt=0)
     """How often Renku is compared with the declared state (one list request per interval)."""
+    claim_gc_interval_seconds: float = Field(default=300.0, gt=0)
+    """How often the claims of GlobalEnvironments gone without their clean-up (force-deleted)
+    are collected: one list of the claims, one list per namespace with claims of objects this
+    process does not hold, one GET per owner that list does not show."""
     delete_attempts: int = Field(default=10, ge=1)
     """Reconcile attempts to clean up Renku when a GlobalEnvironment is deleted; after that it
     stays blocked with a condition saying how to release it."""

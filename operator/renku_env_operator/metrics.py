@@ -58,6 +58,13 @@ REGISTRY_REQUESTS = Counter(
     "Requests to container registries by method and HTTP status ('error' without one).",
     ["method", "status"],
 )
+CLAIMS_COLLECTED = Counter(
+    f"{PREFIX}_claims_collected_total",
+    "Claims of GlobalEnvironments gone without their clean-up, by outcome: archived, deleted, "
+    "released (left in Renku), taken_over (by a new object of the same name), "
+    "attempt_cleared, recovered (a lost create found), failed (retried next pass).",
+    ["outcome"],
+)
 GLOBAL_ENVIRONMENTS = Gauge(
     f"{PREFIX}_globalenvironments",
     "GlobalEnvironments handled by this operator, by Ready condition status.",

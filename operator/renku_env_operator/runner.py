@@ -13,12 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
 from .api import claim, crd
 from .clients.kube import KubeClient, KubeError, KubeForbiddenError, KubeNotFoundError
 from .config import Settings, SettingsError
+from .domain.redact import redact
 from .handlers import globalenvironment, startup
+from .metrics_http import MetricsServer
 
 PREFLIGHT_TIMEOUT_SECONDS = 15.0
 _GRANT = (
@@ -149,6 +150,29 @@ def build_registry(config: Settings) -> kopf.OperatorRegistry:
     return registry
 
 
+async def operate_with_metrics(config: Settings, **operator: Any) -> None:
+    """kopf's operator, with the metrics endpoint on the same loop for as long as it runs."""
+    server = None
+    if config.metrics_port:
+        server = MetricsServer(
+            config.metrics_port,
+            timeout=config.metrics_timeout_seconds,
+            max_connections=config.metrics_max_connections,
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot serve metrics on port {config.metrics_port} ({exc.strerror or exc}): "
+                "set RENKU_ENV_OPERATOR_METRICS_PORT to a free port, or 0 to disable metrics"
+            ) from None
+    try:
+        await kopf.operator(**operator)
+    finally:
+        if server is not None:
+            await server.stop()
+
+
 _LOG_FORMATS = {
     "plain": kopf.LogFormat.PLAIN,
     "full": kopf.LogFormat.FULL,
@@ -168,6 +192,42 @@ def _root_cause(exc: BaseException) -> str:
     return _one_line(exc) or type(exc).__name__
 
 
+def _redact_record(record: logging.LogRecord) -> None:
+    """The record's message, exception and stack text, with URL credentials masked."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: logging reports it when the record is emitted
+        return
+    masked = redact(message)
+    if masked != message:
+        record.msg, record.args = masked, ()
+    if record.exc_info and record.exc_info[1] is not None:
+        text = logging.Formatter().formatException(record.exc_info)
+        masked = redact(text)
+        if masked != text:
+            # Formatters print exc_text; the JSON one re-formats exc_info when it is there.
+            record.exc_info, record.exc_text = None, masked
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+def install_log_redaction() -> None:
+    """Mask URL credentials in every log record of the process, whichever logger made it
+    (ours, kopf's, httpx's, aiohttp's...): a record factory sees them all, before any handler,
+    filter or kopf's Event poster. Idempotent."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+    factory.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def run_operator(
     config: Settings,
     *,
@@ -179,6 +239,7 @@ def run_operator(
 
     `tune` adjusts kopf's settings after ours (tests shorten kopf's timeouts with it).
     """
+    install_log_redaction()
     asyncio.run(preflight(config))
     kopf.configure(
         debug=config.log_level == "DEBUG",
@@ -189,8 +250,6 @@ def run_operator(
     )
     if config.log_level != "DEBUG":
         logging.getLogger("kopf.objects").addFilter(_quiet_events)
-    if config.metrics_port:
-        start_http_server(config.metrics_port)
     settings = kopf.OperatorSettings()
     startup.configure_kopf(settings, config)
     if tune is not None:
@@ -202,7 +261,8 @@ def run_operator(
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         try:
             asyncio.run(
-                kopf.operator(
+                operate_with_metrics(
+                    config,
                     registry=build_registry(config),
                     settings=settings,
                     clusterwide=not config.namespaces,

@@ -105,6 +105,8 @@ def chart_values(namespace: str, secret: str, **overrides: Any) -> dict[str, Any
         # Any address (the chart requires a choice): which addresses a test cluster's API
         # server connects from is not known here; cluster.cidrs would keep the cluster's pods out.
         "smoke": {"networkPolicy": {"apiServerCIDRs": ["0.0.0.0/0", "::/0"]}},
+        # The tests read /healthz through the API server's pod proxy: let it reach the port.
+        "networkPolicy": {"healthzFrom": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
     }
     values.update(overrides)
     return values

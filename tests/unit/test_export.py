@@ -221,6 +221,25 @@ def test_renku_unreachable_is_one_line_and_exit_1(renku_double: RenkuDouble) -> 
     assert result.stderr.count("\n") == 1
 
 
+def test_credentials_in_the_renku_url_stay_out_of_the_files_and_messages(
+    renku_double: RenkuDouble, tmp_path: Path
+) -> None:
+    """The exported files are meant for Git (issue 19 finding 10: URLs may carry credentials)."""
+    renku_double.admin_create(name="Current", container_image=IMAGE)
+    url = renku_double.url.replace("http://", "http://admin:pa55word@")
+    result = export(renku_double, "-o", str(tmp_path / "out"), RENKU_ENV_OPERATOR_RENKU_URL=url)
+    assert result.exit_code == 0, result.stderr
+    text = (tmp_path / "out" / "current.yaml").read_text()
+    assert text.startswith(f"# Exported from Renku at {renku_double.url.replace('//', '//***@')}")
+    renku_double.set_down(True)
+    failed = export(
+        renku_double, RENKU_ENV_OPERATOR_RENKU_URL=url, RENKU_ENV_OPERATOR_RENKU_RETRY_ATTEMPTS="1"
+    )
+    assert failed.exit_code == 1
+    assert "http://***@127.0.0.1" in failed.stderr
+    assert "pa55word" not in text + result.output + failed.output
+
+
 def test_an_unreadable_token_file_is_one_line_and_exit_1(
     renku_double: RenkuDouble, tmp_path: Path
 ) -> None:

@@ -141,6 +141,7 @@ smoke-fences-off:
 hardened:
   renku: {{url: {URL}, credentials: {{existingSecret: renku-admin}}, imageCheck: Error}}
   security: {{trustedNamespaces: [renku, platform]}}
+  ownership: {{claimGcIntervalSeconds: 600}}
   registry: {{internalAllowlist: ["mirror.internal:5000", 10.1.0.0/16], checkDeadlineSeconds: 30}}
   cluster: {{cidrs: [10.96.0.0/12, 10.244.0.0/16, "fd00:10::/56"]}}
   smoke:
@@ -510,7 +511,9 @@ def test_smoke_fences_follow_their_values() -> None:
 def test_smoke_fences_can_be_switched_off_for_an_existing_namespace() -> None:
     docs = render("smoke-fences-off")
     for kind in ("Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange"):
-        assert not of_kind(docs, kind), kind
+        # The operator's own NetworkPolicy (in the release namespace) stays.
+        outside = [d for d in of_kind(docs, kind) if d["metadata"].get("namespace") != NAMESPACE]
+        assert not outside, kind
     assert allowed("smoke-fences-off", "create", "pods", "", "sandbox")
 
 
@@ -610,6 +613,7 @@ OPTIONAL_SETTINGS = {
     "trusted_namespaces",
     "registry_internal_allowlist",
     "registry_check_deadline_seconds",
+    "claim_gc_interval_seconds",
     "cluster_cidrs",
     "smoke_ephemeral_storage_request",
     "smoke_ephemeral_storage_limit",
@@ -641,6 +645,7 @@ def test_optional_settings_are_set_only_when_their_value_is(
     assert values["TRUSTED_NAMESPACES"] == "renku,platform"
     assert values["REGISTRY_INTERNAL_ALLOWLIST"] == "mirror.internal:5000,10.1.0.0/16"
     assert values["REGISTRY_CHECK_DEADLINE_SECONDS"] == "30"
+    assert values["CLAIM_GC_INTERVAL_SECONDS"] == "600"
     assert values["CLUSTER_CIDRS"] == "10.96.0.0/12,10.244.0.0/16,fd00:10::/56"
     assert values["SMOKE_EPHEMERAL_STORAGE_REQUEST"] == "200Mi"
     assert values["SMOKE_EPHEMERAL_STORAGE_LIMIT"] == "2Gi"
@@ -649,6 +654,7 @@ def test_optional_settings_are_set_only_when_their_value_is(
     assert hardened.trusted_namespaces == ["renku", "platform"]
     assert hardened.registry_internal_allowlist == ["mirror.internal:5000", "10.1.0.0/16"]
     assert hardened.registry_check_deadline_seconds == 30
+    assert hardened.claim_gc_interval_seconds == 600
     assert hardened.cluster_cidrs == ["10.96.0.0/12", "10.244.0.0/16", "fd00:10::/56"]
     assert hardened.smoke_ephemeral_storage_request == "200Mi"
     assert hardened.smoke_ephemeral_storage_limit == "2Gi"
@@ -750,7 +756,10 @@ def test_the_schema_rejects_typos(typo: str, key: str) -> None:
         ),
         ({"logLevel": "TRACE"}, "logLevel"),
         ({"smoke": {"namespace": NAMESPACE}}, "must not be the release namespace"),
-        ({"networkPolicy": {"enabled": True}}, "networkPolicy.apiServer.cidrs is required"),
+        (
+            {"smoke": {"networkPolicy": {"enabled": False, "apiServerCIDRs": []}}},
+            "networkPolicy.apiServer.cidrs (or smoke.networkPolicy.apiServerCIDRs) is required",
+        ),
         ({"cluster": {"cidrs": ["10.96.0.0"]}}, "cidrs"),
         ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
     ],
@@ -831,22 +840,117 @@ def test_kopf_peering_crds_only_in_ha_mode(name: str) -> None:
     )
 
 
-def test_operator_network_policy() -> None:
-    assert not [
-        d
-        for d in of_kind(render("default"), "NetworkPolicy")
-        if d["metadata"]["namespace"] == NAMESPACE
+def operator_policy(name: str) -> dict[str, Any] | None:
+    """The operator's own NetworkPolicy (in the release namespace) of VALUE_SETS[name]."""
+    found = [
+        d for d in of_kind(render(name), "NetworkPolicy") if d["metadata"]["namespace"] == NAMESPACE
     ]
-    (policy,) = [
-        d
-        for d in of_kind(render("hardened"), "NetworkPolicy")
-        if d["metadata"]["namespace"] == NAMESPACE
-    ]
-    spec = policy["spec"]
+    assert len(found) <= 1
+    return found[0]["spec"] if found else None
+
+
+MONITORING = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}
+
+
+def test_operator_network_policy_is_on_by_default_and_opens_only_the_metrics_port() -> None:
+    """Finding 8: the metrics port was reachable from every pod (the policy was off)."""
+    spec = operator_policy("default")
+    assert spec is not None
     assert (
         spec["podSelector"]["matchLabels"]
-        == deployment("hardened")["spec"]["selector"]["matchLabels"]
+        == deployment("default")["spec"]["selector"]["matchLabels"]
     )
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    # Ingress: metrics only, from the pods of the `monitoring` namespace.
+    assert spec["ingress"] == [
+        {
+            "ports": [{"port": "metrics", "protocol": "TCP"}],
+            "from": [{"namespaceSelector": {"matchExpressions": [MONITORING]}}],
+        }
+    ]
+    dns, api, renku, registries = spec["egress"]
+    assert dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    # The API server's addresses default to the smoke policy's (the chart requires one).
+    assert api["to"] == [{"ipBlock": {"cidr": API_SERVER}}]
+    assert {p["port"] for p in api["ports"]} == {443, 6443}
+    # Renku: its own namespace, where the chart is installed.
+    assert renku["to"] == [{"podSelector": {}}]
+    assert registries["to"][0]["ipBlock"]["cidr"] == "0.0.0.0/0"
+    assert "169.254.0.0/16" in registries["to"][0]["ipBlock"]["except"]
+    assert registries["ports"] == [{"port": 443, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize(
+    ("values", "peers"),
+    [
+        (
+            {"metricsNamespaceLabels": {"team": "observability"}, "metricsPodLabels": {"app": "p"}},
+            [
+                {
+                    "namespaceSelector": {"matchLabels": {"team": "observability"}},
+                    "podSelector": {"matchLabels": {"app": "p"}},
+                }
+            ],
+        ),
+        (
+            {"metricsNamespaces": ["monitoring", "prometheus"]},
+            [
+                {
+                    "namespaceSelector": {
+                        "matchExpressions": [{**MONITORING, "values": ["monitoring", "prometheus"]}]
+                    }
+                }
+            ],
+        ),
+        ({"metricsNamespaces": []}, [{"namespaceSelector": {}}]),
+        (
+            {"metricsFrom": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]},
+            [{"ipBlock": {"cidr": "192.0.2.0/24"}}],
+        ),
+    ],
+)
+def test_who_may_scrape_metrics(values: dict[str, Any], peers: list[dict[str, Any]]) -> None:
+    result = helm(
+        "template", RELEASE, str(CHART), "--namespace", NAMESPACE, values={"networkPolicy": values}
+    )
+    assert result.returncode == 0, result.stderr
+    (spec,) = [
+        d["spec"]
+        for d in yaml.safe_load_all(result.stdout)
+        if d and d["kind"] == "NetworkPolicy" and d["metadata"]["namespace"] == NAMESPACE
+    ]
+    assert spec["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}], "from": peers}]
+
+
+def test_operator_network_policy_without_metrics_refuses_all_ingress() -> None:
+    spec = operator_policy("no-crds-no-metrics")
+    assert spec is not None
+    assert spec["ingress"] == []
+
+
+def test_operator_network_policy_can_be_switched_off() -> None:
+    assert operator_policy("smoke-fences-off") is not None  # only the smoke fences are off
+    result = helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        values={"networkPolicy": {"enabled": False}},
+    )
+    assert result.returncode == 0, result.stderr
+    namespaces = [
+        d["metadata"]["namespace"]
+        for d in yaml.safe_load_all(result.stdout)
+        if d and d["kind"] == "NetworkPolicy"
+    ]
+    assert namespaces == [SMOKE]
+
+
+def test_operator_network_policy() -> None:
+    spec = operator_policy("hardened")
+    assert spec is not None
     # Ingress: metrics from the monitoring namespace; liveness needs no rule (the kubelet).
     (metrics,) = spec["ingress"]
     assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
@@ -923,6 +1027,11 @@ def test_notes_tell_what_to_do_next(helm_binary: str) -> None:
     assert "WARNING" not in ready
     assert "kubectl get genv" in ready
     assert "rollout status" in ready
+    # Who may scrape, since the operator's NetworkPolicy is on by default.
+    assert "scraped from the namespaces monitoring only" in ready
+    labelled = notes({"networkPolicy": {"metricsNamespaceLabels": {"team": "obs"}}})
+    assert 'namespaces labelled {"team":"obs"} only' in labelled
+    assert "scraped" not in notes({"networkPolicy": {"enabled": False}})
 
 
 def test_app_version_is_the_packages() -> None:
@@ -996,6 +1105,6 @@ def test_smoke_pods_are_closed_to_the_cluster_unless_told_where_the_api_server_i
     assert policy["spec"]["ingress"] == [{"from": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]}]
 
     # No fence, no requirement.
-    off = {"smoke": {"networkPolicy": {"enabled": False}}}
+    off = {"smoke": {"networkPolicy": {"enabled": False}}, "networkPolicy": {"enabled": False}}
     result = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, values=off, base={})
     assert result.returncode == 0, result.stderr

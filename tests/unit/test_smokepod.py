@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -144,6 +145,15 @@ def test_base_url_takes_the_host_from_renku_url() -> None:
     settings = Settings(renku_url="https://renku.epfl.ch:8443/api/data")
     variables = env(build(settings=settings))
     assert variables["RENKU_BASE_URL"].startswith("https://renku.epfl.ch:8443/sessions/")
+
+
+def test_credentials_of_renku_url_never_reach_the_smoke_pod() -> None:
+    """Smoke pods run images that namespace users choose: a user:password@ in RENKU_URL must
+    not end up in their environment (it did, through the URL's netloc)."""
+    settings = Settings(renku_url="https://admin:s3cret@renku.epfl.ch:8443/api/data")
+    pod = build(settings=settings)
+    assert env(pod)["RENKU_BASE_URL"].startswith("https://renku.epfl.ch:8443/sessions/")
+    assert "s3cret" not in json.dumps(pod)
 
 
 def test_the_public_url_wins_over_the_internal_service_address() -> None:

@@ -111,8 +111,8 @@ Included from the Deployment, so that every render runs them.
 {{- if eq (include "renku-env-operator.smokeNamespace" .) .Release.Namespace }}
 {{- fail (printf "smoke.namespace must not be the release namespace %q: smoke pods run images and commands that namespace users choose, keep them away from Renku's services (leave it empty for %q)" .Release.Namespace (printf "%s-smoke" .Release.Namespace)) }}
 {{- end }}
-{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.apiServer.cidrs) }}
-{{- fail "networkPolicy.apiServer.cidrs is required with networkPolicy.enabled: the API server's addresses (kubectl get endpoints kubernetes), e.g. [172.18.0.2/32]; without them the operator could not reach its API server" }}
+{{- if and .Values.networkPolicy.enabled (not (include "renku-env-operator.apiServerCIDRs" . | fromJsonArray)) }}
+{{- fail "networkPolicy.apiServer.cidrs (or smoke.networkPolicy.apiServerCIDRs) is required with networkPolicy.enabled (the default): the API server's addresses (kubectl get endpoints kubernetes), e.g. [172.18.0.2/32]; without them the operator could not reach its API server. networkPolicy.enabled=false drops the operator's NetworkPolicy instead" }}
 {{- end }}
 {{- if and .Values.ha.enabled (ge (int .Values.ha.podDisruptionBudget.minAvailable) (int .Values.ha.replicas)) }}
 {{- fail "ha.podDisruptionBudget.minAvailable must be lower than ha.replicas, or no node could ever be drained" }}
@@ -139,4 +139,9 @@ Included from the Deployment, so that every render runs them.
 - kind: ServiceAccount
   name: {{ include "renku-env-operator.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
+{{- end }}
+
+{{/* The API server's addresses for the operator's egress: its own, else the smoke policy's. */}}
+{{- define "renku-env-operator.apiServerCIDRs" -}}
+{{- .Values.networkPolicy.apiServer.cidrs | default .Values.smoke.networkPolicy.apiServerCIDRs | default list | toJson }}
 {{- end }}

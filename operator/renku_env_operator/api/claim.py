@@ -11,16 +11,21 @@ GlobalEnvironments, and their status if they may, never these). Three kinds, tol
 - `ownership-era`: a marker made at the first start with records: it lists the
   GlobalEnvironments that then named a Renku id in their status without a record (published by
   a version that kept none); only those may migrate that id into a record, once.
+
+Claims whose owner is gone without its clean-up (force-deleted) are taken over by a new object
+of the same namespace and name, or collected per the deletionPolicy they record
+(services/claims_gc.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from pydantic import Field
 
 from .crd import GROUP, VERSION, crd_manifest, structural_schema
-from .spec import ApiModel
+from .spec import ApiModel, DeletionPolicy
 from .status import PublishedStatus, RenkuEnvironmentState
 
 KIND = "GlobalEnvironmentClaim"
@@ -30,6 +35,9 @@ CRD_NAME = f"{PLURAL}.{GROUP}"
 API_VERSION = f"{GROUP}/{VERSION}"
 OWNER_UID_LABEL = f"{GROUP}/owner-uid"
 KIND_LABEL = f"{GROUP}/claim"
+OWNER_REF_LABEL = f"{GROUP}/owner-ref"
+"""A hash of the owner's namespace/name: finds the claims of an object deleted and created
+again under the same name (label values are too short for the name itself)."""
 ERA_NAME = "ownership-era"
 
 
@@ -40,6 +48,10 @@ def id_claim_name(renku_id: str) -> str:
 
 def attempt_claim_name(owner_uid: str) -> str:
     return f"attempt-{owner_uid.lower()}"
+
+
+def owner_ref_label(namespace: str, name: str) -> str:
+    return hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:40]
 
 
 class ClaimOwner(ApiModel):
@@ -90,6 +102,14 @@ class GlobalEnvironmentClaimSpec(ApiModel):
     migration: list[MigrationCandidate] | None = None
     """On the ownership-era marker: the objects that may migrate a status.renkuId into a
     record, listed once when the marker was made (the upgrade); no other object ever may."""
+    deletion_policy: DeletionPolicy | None = None
+    """What to do in Renku when the owner is gone without retiring it (force-deleted): its
+    deletionPolicy as applied (Orphan while suspended, Archive for Delete outside trusted
+    namespaces). Absent on claims written before it was recorded: those are released, and the
+    environment is left in Renku."""
+    collecting: str | None = None
+    """Set (RFC 3339) by the claims' garbage collection once it has confirmed that the owner is
+    gone and starts retiring: from then on no object takes the claim over."""
 
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import click
 import yaml
 
+from ..domain.redact import redact
+
 if TYPE_CHECKING:
     import httpx
 
@@ -61,7 +63,8 @@ async def _read_environments(
     try:
         return await renku.list_environments(include_archived=include_archived)
     except RenkuError as exc:
-        raise ExportError(f"cannot read environments from {settings.renku_url}: {exc}") from None
+        where = redact(str(settings.renku_url))
+        raise ExportError(f"cannot read environments from {where}: {redact(str(exc))}") from None
     finally:
         await renku.aclose()
 
@@ -167,7 +170,8 @@ def export_command(
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_FAILED) from None
     exported = export_manifests(environments, namespace)
-    source = f"Renku at {settings.renku_url}"
+    # The files are meant for Git: never a user:password@ of the URL in their comments.
+    source = f"Renku at {redact(str(settings.renku_url))}"
     documents = [render(e, source) for e in exported]
     if output_dir is None:
         click.echo("---\n".join(documents), nl=False)

@@ -48,10 +48,18 @@ class ClaimsClient:
             return None
 
     async def update(
-        self, name: str, spec: Mapping[str, Any], resource_version: str
+        self,
+        name: str,
+        spec: Mapping[str, Any],
+        resource_version: str,
+        labels: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Replace a claim's spec, if it is still at `resource_version` (else 409)."""
-        body = {"metadata": {"resourceVersion": resource_version}, "spec": dict(spec)}
+        """Replace a claim's spec (and set `labels`), if it is still at `resource_version`
+        (else 409)."""
+        metadata: dict[str, Any] = {"resourceVersion": resource_version}
+        if labels:
+            metadata["labels"] = dict(labels)
+        body = {"metadata": metadata, "spec": dict(spec)}
         return await self._run("update", name, "PATCH", self._path(name), body=body, patch=True)
 
     async def delete(self, name: str, resource_version: str | None = None) -> None:

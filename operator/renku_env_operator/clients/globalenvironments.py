@@ -51,3 +51,37 @@ async def list_globalenvironments(
                 break
             query = {"limit": str(page), "continue": str(token)}
     return found
+
+
+class GlobalEnvironmentReader:
+    """Reads of GlobalEnvironments themselves, straight from the API server (not kopf's view):
+    whether an object still exists decides whether its claims may be collected."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self._kube = kube
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object as the API server holds it now; None when there is none."""
+        path = custom_path(crd.GROUP, crd.VERSION, crd.PLURAL, namespace, name)
+        try:
+            return await self._kube.request("GET", path)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def uid(self, namespace: str, name: str) -> str | None:
+        """The uid of the object at namespace/name now (None: there is none)."""
+        found = await self.get(namespace, name)
+        uid = ((found or {}).get("metadata") or {}).get("uid")
+        return str(uid) if uid else None
+
+    async def uids(self, namespace: str) -> set[str]:
+        """The uids of every GlobalEnvironment in a namespace (a list: it may lag)."""
+        path = custom_path(crd.GROUP, crd.VERSION, crd.PLURAL, namespace)
+        listed = await self._kube.request("GET", path)
+        return {
+            str((item.get("metadata") or {}).get("uid"))
+            for item in listed.get("items") or []
+            if isinstance(item, dict)
+        }

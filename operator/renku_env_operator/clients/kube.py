@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
@@ -211,6 +212,43 @@ class KubeClient:
         )
         events = list(result.get("items") or [])
         return sorted(events, key=_event_time)
+
+    async def post_event(
+        self,
+        involved: Mapping[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        component: str,
+    ) -> None:
+        """A core Event about `involved` (apiVersion, kind, metadata), in its namespace: for
+        work outside kopf's handlers, where kopf's own poster is not available."""
+        meta = involved.get("metadata") or {}
+        namespace = str(meta.get("namespace"))
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name')}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta.get("name"),
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": component},
+            "reportingComponent": component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self.request(
+            "POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events", body=body
+        )
 
     async def proxy_get(self, namespace: str, pod: str, port: int, path: str) -> ProxyResponse:
         """GET `path` on the pod's port through the API server, without following redirects.

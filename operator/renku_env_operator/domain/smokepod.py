@@ -192,11 +192,11 @@ def session_env(
 
 def public_host(settings: Settings) -> str:
     """Renku's public host (and port): renku_public_url, else renku_url's, else an example."""
-    if settings.renku_public_url is not None:
-        return urlsplit(str(settings.renku_public_url)).netloc or DEFAULT_HOST
-    if settings.renku_url is None:
+    url = settings.renku_public_url if settings.renku_public_url is not None else settings.renku_url
+    if url is None:
         return DEFAULT_HOST
-    return urlsplit(str(settings.renku_url)).netloc or DEFAULT_HOST
+    # Never a user:password@ of the URL: smoke pods run images that namespace users choose.
+    return urlsplit(str(url)).netloc.rpartition("@")[2] or DEFAULT_HOST
 
 
 def readiness_probe(port: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..config import Settings
+from ..services.claims_gc import ClaimCollector
 from ..services.owner import Owners
 from ..services.smoketest import SmokeTester
 
@@ -18,6 +19,8 @@ class OperatorContext:
     owners: Owners
     smoke: SmokeTester
     closers: list[Closer] = field(default_factory=list)
+    claims: ClaimCollector | None = None
+    """Collects the claims of objects gone without their clean-up (None: nothing published)."""
     closing: bool = False
     """Set at shutdown: owners still starting then must not use the closed clients."""
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import httpx
 import kopf
@@ -13,13 +14,19 @@ import kopf
 from .. import metrics
 from ..api import crd
 from ..clients.claims import ClaimError, ClaimsClient
-from ..clients.globalenvironments import GlobalEnvironmentStatusWriter, list_globalenvironments
+from ..clients.globalenvironments import (
+    GlobalEnvironmentReader,
+    GlobalEnvironmentStatusWriter,
+    list_globalenvironments,
+)
 from ..clients.kube import KubeClient, KubeError, KubeForbiddenError, KubeNotFoundError
 from ..clients.registry import RegistryClient
 from ..clients.renku import RenkuClient
 from ..clients.renku_auth import Credentials, StaticToken, auth_for, credentials_from_secret_data
 from ..clients.renku_lookups import RenkuLookups
 from ..config import OPERATOR_NAME, Settings, SettingsError
+from ..domain.redact import redact
+from ..services.claims_gc import ClaimCollector
 from ..services.image_verify import ImageVerifier, NodeArchitectures
 from ..services.objects import Objects
 from ..services.owner import Owners
@@ -134,7 +141,13 @@ async def build_publisher(
     )
     closers.append(renku.aclose)
     # Ownership records live in the operator's own namespace, which only the operator writes.
-    ownership = Ownership(ClaimsClient(kube, config.operator_namespace), objects)
+    # The live uid by name lets an object created again under a force-deleted one's name take
+    # its records over (services/ownership.py take_over).
+    ownership = Ownership(
+        ClaimsClient(kube, config.operator_namespace),
+        objects,
+        live=GlobalEnvironmentReader(kube).uid,
+    )
     try:
         # At the first start the era marker is made, listing the objects a version without
         # records published: only they may migrate their status.renkuId (README: Ownership).
@@ -212,7 +225,21 @@ async def build_context(config: Settings) -> OperatorContext:
         cancel_smoke=smoke.cancel,
         objects=objects,
     )
-    return OperatorContext(config, owners, smoke, closers)
+    claims = None
+    if publisher is not None:
+
+        def wake(uid: str) -> None:
+            state = objects.peek(uid)
+            if state is not None:
+                state.wake.set()
+
+        async def post(
+            body: Mapping[str, Any], type_: Literal["Normal", "Warning"], reason: str, msg: str
+        ) -> None:
+            await kube.post_event(body, type_, reason, msg, OPERATOR_NAME)
+
+        claims = ClaimCollector(config, publisher.sync, GlobalEnvironmentReader(kube), post, wake)
+    return OperatorContext(config, owners, smoke, closers, claims=claims)
 
 
 async def collect_garbage(context: OperatorContext) -> None:
@@ -224,6 +251,23 @@ async def collect_garbage(context: OperatorContext) -> None:
         except KubeError as exc:
             log.warning("smoke pod clean-up failed, will retry: %s", exc)
         await asyncio.sleep(interval)
+
+
+async def collect_claims(context: OperatorContext) -> None:
+    """Collect the claims of objects gone without their clean-up, every interval (the first
+    one interval after start: the watch has shown the live objects by then)."""
+    collector = context.claims
+    if collector is None:
+        return
+    while True:
+        await asyncio.sleep(context.settings.claim_gc_interval_seconds)
+        try:
+            done = await collector.collect()
+        except Exception as exc:  # whatever it is: reported, tried again next interval
+            log.warning("claims garbage collection failed, will retry: %s", exc)
+            continue
+        if done:
+            log.info("claims garbage collection: %s", dict(done))
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -243,7 +287,10 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
         memo["context"] = context
         collector = asyncio.create_task(collect_garbage(context), name="smoke-pod-gc")
         context.closers.append(lambda: _cancel(collector))
-        log.info("renku-env-operator started; Renku at %s", config.renku_url)
+        claims = asyncio.create_task(collect_claims(context), name="claims-gc")
+        context.closers.append(lambda: _cancel(claims))
+        renku = redact(str(config.renku_url)) if config.renku_url is not None else None
+        log.info("renku-env-operator started; Renku at %s", renku)
 
     @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:

@@ -28,6 +28,7 @@ from ..api.claim import (
     GlobalEnvironmentClaimSpec,
     MigrationCandidate,
 )
+from ..api.spec import DeletionPolicy
 from ..api.status import PublishedStatus, RenkuEnvironmentState
 from ..clients.claims import ClaimConflictError, ClaimError, ClaimsClient
 from ..domain.payload import Declared
@@ -56,6 +57,10 @@ class AttemptInFlightError(Exception):
     """Another create of this object may still be on its way to Renku."""
 
 
+LiveUid = Callable[[str, str], Awaitable[str | None]]
+"""The uid of the GlobalEnvironment at (namespace, name) as the API server holds it now."""
+
+
 @dataclass(frozen=True)
 class IdClaim:
     """An ownership record: this object owns `renku_id`."""
@@ -64,6 +69,12 @@ class IdClaim:
     owner: ClaimOwner | None
     last_known_good: PublishedStatus | None
     resource_version: str
+    policy: DeletionPolicy | None = None
+    """The deletionPolicy recorded for a clean-up without the owner (None: not recorded)."""
+    collecting: str | None = None
+    """Set when the garbage collection is retiring it (its owner is gone)."""
+    taken_from: ClaimOwner | None = None
+    """Only on the answer of a takeover: the earlier object of the same name it came from."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,10 @@ class Attempt:
     stamped: float | None = None
     """This process's monotonic clock when it stamped started_at (None: read from a record);
     the POST may start only shortly after it (renku_sync.SEND_WITHIN)."""
+    owner: ClaimOwner | None = None
+    policy: DeletionPolicy | None = None
+    """The deletionPolicy recorded with it (for an environment it made, found after the owner
+    is gone)."""
 
     @property
     def started(self) -> datetime:
@@ -92,6 +107,9 @@ class Resolution:
     """Why status.renkuId / status.published was not believed (None: it matched)."""
     migrated: str | None = None
     """A Renku id claimed now from a status written before ownership was recorded."""
+    taken_over: IdClaim | None = None
+    """The record of status.renkuId, taken over now from an earlier object of the same name
+    (deleted without its clean-up; the object restored from a backup, say)."""
 
     def current(self, wanted: str | None, status_id: str | None) -> IdClaim | None:
         """The claim the object publishes to: spec.renkuId's, else status', else the oldest."""
@@ -121,8 +139,12 @@ class Ownership:
     The cache only saves reads: every write to Renku is verified against the API server.
     """
 
-    def __init__(self, claims: ClaimsClient, objects: Objects | None = None) -> None:
+    def __init__(
+        self, claims: ClaimsClient, objects: Objects | None = None, live: LiveUid | None = None
+    ) -> None:
         self.claims = claims
+        # Without it no claim is taken over from an earlier object of the same name.
+        self.live = live
         # The per-object cache lives in each object's record (ended by Objects.forget).
         self.objects = objects if objects is not None else Objects()
         self._candidates: dict[str, str] | None = None
@@ -130,7 +152,9 @@ class Ownership:
 
     def forget(self, uid: str) -> None:
         """Read `uid`'s records again next time."""
-        self.objects.get(uid).claims = None
+        state = self.objects.peek(uid)
+        if state is not None:
+            state.claims = None
 
     # ------------------------------------------------------------ reading
 
@@ -159,6 +183,9 @@ class Ownership:
         if any(c.renku_id == status_id for c in owned):
             return Resolution(owned)
         holder = await self.holder(status_id)
+        taken = await self.take_over(ref, holder) if holder is not None else None
+        if taken is not None:
+            return Resolution([*owned, taken], taken_over=taken)
         if holder is not None:
             who = f"{holder.owner.namespace}/{holder.owner.name}" if holder.owner else "another"
             return Resolution(
@@ -260,17 +287,32 @@ class Ownership:
     # ------------------------------------------------------------ ownership of ids
 
     async def claim(
-        self, ref: ObjectRef, renku_id: str, last_known_good: PublishedStatus | None = None
+        self,
+        ref: ObjectRef,
+        renku_id: str,
+        last_known_good: PublishedStatus | None = None,
+        *,
+        policy: DeletionPolicy | None = None,
     ) -> IdClaim:
-        """Take `renku_id` for `ref` (idempotent); OwnershipConflictError if someone has it."""
+        """Take `renku_id` for `ref` (idempotent); OwnershipConflictError if someone has it.
+
+        A record of an earlier object with the same namespace and name, which is gone (deleted
+        without its clean-up), is taken over: the answer's `taken_from` says so."""
         spec = GlobalEnvironmentClaimSpec(
-            owner=_owner(ref), renku_id=renku_id, last_known_good=last_known_good
+            owner=_owner(ref),
+            renku_id=renku_id,
+            last_known_good=last_known_good,
+            deletion_policy=policy,
         )
         name = api.id_claim_name(renku_id)
         try:
             created = _id_claim(await self.claims.create(name, _dump(spec), _labels(ref, "env")))
         except ClaimConflictError:
             created = await self.holder(renku_id)
+            if created is not None and created.owner is not None and created.owner.uid != ref.uid:
+                taken = await self.take_over(ref, created)
+                if taken is not None:
+                    return taken
             if created is None or created.owner is None or created.owner.uid != ref.uid:
                 raise OwnershipConflictError(renku_id, created.owner if created else None) from None
         if created is None:
@@ -294,9 +336,32 @@ class Ownership:
     async def save_last_known_good(
         self, ref: ObjectRef, current: IdClaim, published: PublishedStatus
     ) -> IdClaim:
+        # The whole spec is written: the recorded deletion policy is kept.
         spec = GlobalEnvironmentClaimSpec(
-            owner=_owner(ref), renku_id=current.renku_id, last_known_good=published
+            owner=_owner(ref),
+            renku_id=current.renku_id,
+            last_known_good=published,
+            deletion_policy=current.policy,
         )
+        return await self._rewrite(ref, current, spec)
+
+    async def record_policy(
+        self, ref: ObjectRef, current: IdClaim, policy: DeletionPolicy
+    ) -> IdClaim:
+        """Record what a clean-up without the owner does (only when it changed)."""
+        if current.policy == policy:
+            return current
+        spec = GlobalEnvironmentClaimSpec(
+            owner=_owner(ref),
+            renku_id=current.renku_id,
+            last_known_good=current.last_known_good,
+            deletion_policy=policy,
+        )
+        return await self._rewrite(ref, current, spec)
+
+    async def _rewrite(
+        self, ref: ObjectRef, current: IdClaim, spec: GlobalEnvironmentClaimSpec
+    ) -> IdClaim:
         name = api.id_claim_name(current.renku_id)
         try:
             raw = await self.claims.update(name, _dump(spec, nulls=True), current.resource_version)
@@ -309,6 +374,63 @@ class Ownership:
         self._remember(ref.uid, saved)
         return saved
 
+    # ------------------------------------------------------------ an earlier object's claims
+
+    async def inherit(self, ref: ObjectRef) -> list[IdClaim]:
+        """Take over the records of an earlier object with `ref`'s namespace and name that is
+        gone without its clean-up (force-deleted): it gets its environments back instead of
+        creating a second one. One list request (by label), one GET if there is any."""
+        selector = (
+            f"{api.OWNER_REF_LABEL}={api.owner_ref_label(ref.namespace, ref.name)},"
+            f"{api.KIND_LABEL}=env"
+        )
+        found = sorted(
+            (c for c in map(_id_claim, await self.claims.list(selector)) if c is not None),
+            key=lambda c: c.renku_id,
+        )
+        taken: list[IdClaim] = []
+        for held in found:
+            # Handed over meanwhile (the garbage collection does that too): ours already.
+            mine = held.owner is not None and held.owner.uid == ref.uid
+            claimed = held if mine else await self.take_over(ref, held)
+            if claimed is not None:
+                taken.append(claimed)
+        return taken
+
+    async def take_over(
+        self, ref: ObjectRef, held: IdClaim, *, live_uid: str | None = None
+    ) -> IdClaim | None:
+        """`held` becomes `ref`'s if it belongs to an earlier object of the same namespace and
+        name, and that object is certainly gone: the API server holds `ref` under that name now
+        (a name has one object at a time, and an object never changes its name). Guarded by
+        the record's resourceVersion; None when it may not be taken (or changed meanwhile)."""
+        old = held.owner
+        if old is None or old.uid == ref.uid or held.collecting is not None:
+            return None
+        if (old.namespace, old.name) != (ref.namespace, ref.name):
+            return None
+        if live_uid is None:
+            if self.live is None:
+                return None
+            live_uid = await self.live(ref.namespace, ref.name)
+        if live_uid != ref.uid:
+            return None
+        # A merge patch of owner and labels only: everything else the record holds stays.
+        spec = {"owner": _owner(ref).model_dump(by_alias=True, mode="json")}
+        name = api.id_claim_name(held.renku_id)
+        try:
+            raw = await self.claims.update(name, spec, held.resource_version, _labels(ref, "env"))
+        except ClaimConflictError:
+            # Changed meanwhile: maybe handed to `ref` by another actor (then it is `ref`'s).
+            again = await self.holder(held.renku_id)
+            mine = again is not None and again.owner is not None and again.owner.uid == ref.uid
+            return again if mine else None
+        taken = _id_claim(raw)
+        if taken is None or taken.owner is None or taken.owner.uid != ref.uid:
+            return None
+        self.forget(ref.uid)  # its list of owned ids is read again
+        return replace(taken, taken_from=old)
+
     async def release(self, ref: ObjectRef, current: IdClaim) -> None:
         """The object no longer owns the id (retired): others may adopt it."""
         await self.claims.delete(api.id_claim_name(current.renku_id), current.resource_version)
@@ -320,7 +442,13 @@ class Ownership:
         return _attempt(await self.claims.get(api.attempt_claim_name(ref.uid)))
 
     async def record_attempt(
-        self, ref: ObjectRef, fingerprint: str, environment: Declared, replacing: Attempt | None
+        self,
+        ref: ObjectRef,
+        fingerprint: str,
+        environment: Declared,
+        replacing: Attempt | None,
+        *,
+        policy: DeletionPolicy | None = None,
     ) -> Attempt:
         """Record a create before it is sent; AttemptInFlightError if another one got there
         first (the record changed or appeared since it was read)."""
@@ -332,6 +460,7 @@ class Ownership:
                 fingerprint=fingerprint,
                 environment=RenkuEnvironmentState.model_validate(environment),
             ),
+            deletion_policy=policy,
         )
         name = api.attempt_claim_name(ref.uid)
         try:
@@ -361,15 +490,16 @@ class Ownership:
 
     # ------------------------------------------------------------ cache
 
+    # peek, not get: a gone object's claims (garbage collection) make no record of it.
     def _remember(self, uid: str, claim: IdClaim) -> None:
-        state = self.objects.get(uid)
-        if state.claims is not None:
+        state = self.objects.peek(uid)
+        if state is not None and state.claims is not None:
             others = [c for c in state.claims if c.renku_id != claim.renku_id]
             state.claims = sorted([*others, claim], key=lambda c: c.renku_id)
 
     def _drop(self, uid: str, renku_id: str) -> None:
-        state = self.objects.get(uid)
-        if state.claims is not None:
+        state = self.objects.peek(uid)
+        if state is not None and state.claims is not None:
             state.claims = [c for c in state.claims if c.renku_id != renku_id]
 
 
@@ -382,7 +512,11 @@ def _owner(ref: ObjectRef) -> ClaimOwner:
 
 
 def _labels(ref: ObjectRef, kind: str) -> dict[str, str]:
-    return {api.OWNER_UID_LABEL: ref.uid, api.KIND_LABEL: kind}
+    return {
+        api.OWNER_UID_LABEL: ref.uid,
+        api.KIND_LABEL: kind,
+        api.OWNER_REF_LABEL: api.owner_ref_label(ref.namespace, ref.name),
+    }
 
 
 def _selector(uid: str, kind: str) -> str:
@@ -411,7 +545,14 @@ def _id_claim(raw: dict[str, Any] | None) -> IdClaim | None:
         return None
     spec, version = parsed
     assert spec.renku_id is not None
-    return IdClaim(spec.renku_id, spec.owner, spec.last_known_good, version)
+    return IdClaim(
+        spec.renku_id,
+        spec.owner,
+        spec.last_known_good,
+        version,
+        policy=spec.deletion_policy,
+        collecting=spec.collecting,
+    )
 
 
 def _attempt(raw: dict[str, Any] | None) -> Attempt | None:
@@ -430,4 +571,11 @@ def _attempt(raw: dict[str, Any] | None) -> Attempt | None:
         attempt.fingerprint,
         attempt.environment.model_dump(by_alias=False),
         version,
+        owner=spec.owner,
+        policy=spec.deletion_policy,
     )
+
+
+# What the garbage collection reads from a listed claim.
+id_claim_of = _id_claim
+attempt_of = _attempt

@@ -58,6 +58,8 @@ class Publisher:
 
     async def publish(self, work: Work, spec: GlobalEnvironmentSpec, image: str) -> None:
         if spec.suspend:
+            # Recorded, so that a force-deleted suspended object also leaves Renku alone.
+            await self._guarded(work, self._keep_orphaned(work))
             msg = "spec.suspend is true: no writes to Renku until it is false."
             work.condition(cond.SYNCED, "False", "Suspended", msg)
             return
@@ -86,6 +88,7 @@ class Publisher:
         current = await self._resolve(work, spec, None)
         if current is False:
             return
+        current = await self._keep_policy(work, self._policy(work, spec), current)
         published = current.last_known_good if current else None
         if current is None or published is None or published.environment is None:
             report_kept(work)
@@ -128,6 +131,38 @@ class Publisher:
         else:
             work.memo.retry_at = 0.0
 
+    def _policy(self, work: Work, spec: GlobalEnvironmentSpec) -> DeletionPolicy:
+        """What a clean-up without this object does (recorded in its claims)."""
+        if spec.suspend:
+            return "Orphan"
+        return effective_policy(self.settings, work.ref.namespace, spec.deletion_policy)
+
+    async def _keep_policy(
+        self, work: Work, policy: DeletionPolicy, current: IdClaim | None = None
+    ) -> IdClaim | None:
+        """Every claim of the object records `policy` (a write only when it changed); returns
+        `current` as rewritten."""
+        for held in await self.ownership.owned(work.ref):
+            saved = await self.ownership.record_policy(work.ref, held, policy)
+            if current is not None and saved.renku_id == current.renku_id:
+                current = saved
+        return current
+
+    async def _keep_orphaned(self, work: Work) -> None:
+        await self._keep_policy(work, "Orphan")
+
+    def _taken_over(self, work: Work, claimed: IdClaim) -> None:
+        old = claimed.taken_from
+        if old is None:
+            return
+        work.event(
+            "Normal",
+            "ClaimTakenOver",
+            f"Renku environment {claimed.renku_id} was owned by an earlier GlobalEnvironment "
+            f"{old.namespace}/{old.name} (uid {old.uid}), deleted without its clean-up: this "
+            "object owns it now, and publishes to it.",
+        )
+
     def _back_off(self, work: Work) -> None:
         work.memo.retry_at = time.monotonic() + self.settings.retry_backoff_seconds
 
@@ -167,6 +202,8 @@ class Publisher:
                     raise MigrationRefusedError(refused)
                 may_migrate = True
         resolution = await self.ownership.resolve(ref, status.renku_id, may_migrate)
+        if resolution.taken_over is not None:
+            self._taken_over(work, resolution.taken_over)
         current = resolution.current(spec.renku_id, status.renku_id)
         if resolution.migrated and current is not None:
             work.event(
@@ -246,6 +283,8 @@ class Publisher:
         current = await self._resolve(work, spec, declared)
         if current is False:
             return
+        policy = self._policy(work, spec)
+        current = await self._keep_policy(work, policy, current)
         adopting = spec.renku_id is not None and (
             current is None or current.renku_id != spec.renku_id
         )
@@ -258,12 +297,15 @@ class Publisher:
             )
             work.condition(cond.SYNCED, "False", "AdoptionNotAllowed", msg)
             return
-        if not adopting and not self._due(work, declared):
+        # An id owned besides the current one (handed over from a force-deleted object of the
+        # same name) is retired at once, not at the next drift check.
+        extra = len(await self.ownership.owned(ref)) > 1
+        if not adopting and not extra and not self._due(work, declared):
             return
         work.memo.checked_at = time.monotonic()
         if adopting:
             assert spec.renku_id is not None
-            current = await self._adopt(work, spec.renku_id)
+            current = await self._adopt(work, spec.renku_id, policy)
         if current is None:
             await self._create(work, spec, declared)
             return
@@ -272,10 +314,10 @@ class Publisher:
                 await self._replace(work, spec, old, current.renku_id)
         await self._converge(work, spec, declared, current)
 
-    async def _adopt(self, work: Work, renku_id: str) -> IdClaim:
+    async def _adopt(self, work: Work, renku_id: str, policy: DeletionPolicy) -> IdClaim:
         await self.sync.adopt(renku_id)
         try:
-            claimed = await self.ownership.claim(work.ref, renku_id)
+            claimed = await self.ownership.claim(work.ref, renku_id, policy=policy)
         except OwnershipConflictError as exc:
             raise AdoptionError(
                 f"environment {renku_id} is already managed by another GlobalEnvironment "
@@ -284,7 +326,11 @@ class Publisher:
         pending = await self.ownership.attempt(work.ref)
         if pending is not None:  # spec.renkuId decides: an unconfirmed create is not ours any more
             await self.ownership.clear_attempt(work.ref, pending)
-        work.event("Normal", "Adopted", f"Adopted Renku environment {renku_id}.")
+        if claimed.taken_from is not None:
+            self._taken_over(work, claimed)
+            claimed = await self.ownership.record_policy(work.ref, claimed, policy)
+        else:
+            work.event("Normal", "Adopted", f"Adopted Renku environment {renku_id}.")
         work.status = work.status.model_copy(
             update={"renku_id": renku_id, "published": None, "create_attempt": None}
         )
@@ -305,16 +351,27 @@ class Publisher:
 
     async def _create(self, work: Work, spec: GlobalEnvironmentSpec, declared: Declared) -> None:
         ref = work.ref
+        policy = self._policy(work, spec)
         owned = await self.ownership.owned(ref, fresh=True)
         if owned:  # another replica created it meanwhile
             work.status = work.status.model_copy(update={"renku_id": owned[0].renku_id})
             await self._converge(work, spec, declared, owned[0])
             return
+        # Deleted without its clean-up (force-deleted) and created again under the same name:
+        # the environment of the earlier object is this one's, not a second one.
+        inherited = await self.ownership.inherit(ref)
+        if inherited:
+            for claimed in inherited:
+                self._taken_over(work, claimed)
+            current = await self.ownership.record_policy(ref, inherited[0], policy)
+            work.status = work.status.model_copy(update={"renku_id": current.renku_id})
+            await self._converge(work, spec, declared, current)
+            return
         attempt = await self.ownership.attempt(ref)
         if attempt is not None:
             found = await self.sync.settle(ref.uid, attempt)
             if found is not None:
-                current = await self.ownership.claim(ref, found)
+                current = await self.ownership.claim(ref, found, policy=policy)
                 await self.ownership.clear_attempt(ref, attempt)
                 work.event(
                     "Normal",
@@ -330,9 +387,9 @@ class Publisher:
         fingerprint = payload.fingerprint(declared)
         # Queued for Renku before the record is stamped: the POST follows the write at once.
         async with waiting("renku"):
-            renku_id, recorded = await self._send(work, declared, fingerprint, attempt)
+            renku_id, recorded = await self._send(work, declared, fingerprint, attempt, policy)
         published = self._published(work, declared, None)
-        current = await self.ownership.claim(ref, renku_id, published)
+        current = await self.ownership.claim(ref, renku_id, published, policy=policy)
         await self.ownership.clear_attempt(ref, recorded)
         work.event(
             "Normal", "Created", f"Created Renku environment {renku_id} ({declared['name']})."
@@ -342,11 +399,18 @@ class Publisher:
         )
 
     async def _send(
-        self, work: Work, declared: Declared, fingerprint: str, attempt: Attempt | None
+        self,
+        work: Work,
+        declared: Declared,
+        fingerprint: str,
+        attempt: Attempt | None,
+        policy: DeletionPolicy,
     ) -> tuple[str, Attempt]:
         """Record the create, then POST it: the new environment's id, and the record."""
         ref = work.ref
-        recorded = await self.ownership.record_attempt(ref, fingerprint, declared, attempt)
+        recorded = await self.ownership.record_attempt(
+            ref, fingerprint, declared, attempt, policy=policy
+        )
         work.status = work.status.model_copy(
             update={
                 "create_attempt": CreateAttemptStatus(

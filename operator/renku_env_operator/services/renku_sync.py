@@ -189,11 +189,16 @@ class RenkuSync:
         cut off after the client's whole budget (timeout x attempts + backoff); clock skew
         between replicas is added on top.
         """
-        if self.ownership.objects.get(uid).answered_attempt == attempt.started_at:
+        state = self.ownership.objects.peek(uid)
+        if state is not None and state.answered_attempt == attempt.started_at:
             return None
-        budget = timedelta(seconds=self.client.call_budget)
-        until = attempt.started + SEND_WITHIN + budget + CLOCK_SKEW
+        until = self.window_end(attempt)
         return until if datetime.now(UTC) < until else None
+
+    def window_end(self, attempt: Attempt) -> datetime:
+        """When a recorded create certainly is not on its way any more, whoever sent it."""
+        budget = timedelta(seconds=self.client.call_budget)
+        return attempt.started + SEND_WITHIN + budget + CLOCK_SKEW
 
     async def settle(self, uid: str, attempt: Attempt) -> str | None:
         """The environment a recorded create made; None when it certainly made none.

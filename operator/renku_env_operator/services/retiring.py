@@ -60,6 +60,16 @@ class Retirer:
             )
         elif resolution.forged:
             work.event("Warning", "ForgedStatus", f"{resolution.forged}: not retired.")
+        taken = resolution.taken_over
+        if taken is not None and taken.taken_from is not None:
+            old = taken.taken_from
+            work.event(
+                "Normal",
+                "ClaimTakenOver",
+                f"Renku environment {taken.renku_id} was owned by an earlier GlobalEnvironment "
+                f"{old.namespace}/{old.name} (uid {old.uid}), deleted without its clean-up: "
+                "retired with this object.",
+            )
         owned = list(resolution.owned)
         pending = await self.ownership.attempt(ref)
         if pending is not None and policy != "Orphan" and not suspended:
