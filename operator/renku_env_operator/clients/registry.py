@@ -19,14 +19,15 @@ from typing import Self
 import httpcore
 import httpx
 import stamina
-from pydantic import ValidationError
 
-from ..domain.images import ImageConfig, ImageFacts, ImageReference
+from ..domain.images import ImageFacts, ImageReference
 from ..domain.outbound import AddressPolicy
 from .registry_auth import (
+    SCOPE_EXTENSION,
     AnonymousTokenAuth,
     TokenResponseError,
 )
+from .registry_cache import BoundedCache
 from .registry_errors import (
     ImageNotFoundError,
     ImageNotPublicError,
@@ -40,7 +41,6 @@ from .registry_errors import (
 from .registry_http import (
     TRANSIENT_STATUSES,
     BodyTooLarge,
-    LruCache,
     MeteredTransport,
     TransientStatus,
     read_limited,
@@ -49,10 +49,11 @@ from .registry_http import (
 from .registry_manifests import (
     DIGEST_PATTERN,
     MANIFEST_ACCEPT,
+    ConfigFacts,
     Descriptor,
-    ImageConfigBlob,
     Manifest,
     choose_platform,
+    parse_config,
     parse_manifest,
     parse_tags,
     verify_digest,
@@ -98,7 +99,9 @@ class RegistryClient:
         retry_timeout: float = 20.0,
         retry_wait_initial: float = 0.2,
         retry_wait_max: float = 5.0,
-        cache_size: int = 512,
+        cache_entries: int = 512,
+        cache_bytes: int = 8 * 1024 * 1024,
+        max_token_chars: int = 16 * 1024,
         tag_page_size: int = 1000,
         max_tag_pages: int = 20,
     ) -> None:
@@ -110,7 +113,12 @@ class RegistryClient:
             # Redirects are followed here, hop by hop, so that each is judged (blobs are often
             # served from a CDN or object store); httpx would also read every redirect's body.
             follow_redirects=False,
-            auth=AnonymousTokenAuth(max_body=max_error_bytes),
+            auth=AnonymousTokenAuth(
+                max_body=max_error_bytes,
+                max_token_chars=max_token_chars,
+                cache_entries=cache_entries,
+                cache_bytes=cache_bytes,
+            ),
             headers={"User-Agent": "renku-env-operator", "Accept-Encoding": "identity"},
             trust_env=False,  # an environment proxy would connect without the address rules
         )
@@ -124,8 +132,9 @@ class RegistryClient:
         self._retry_wait_initial = retry_wait_initial
         self._retry_wait_max = retry_wait_max
         self._retry_on = retry_hook(retry_wait_max)
-        self._manifests: LruCache[Manifest] = LruCache(cache_size)
-        self._configs: LruCache[ImageConfigBlob] = LruCache(cache_size)
+        # Keyed by digest, so never stale; each bounded by entries and estimated bytes.
+        self._manifests: BoundedCache[str, Manifest] = BoundedCache(cache_entries, cache_bytes)
+        self._configs: BoundedCache[str, ConfigFacts] = BoundedCache(cache_entries, cache_bytes)
         self._tag_page_size = tag_page_size
         self._max_tag_pages = max_tag_pages
 
@@ -160,16 +169,9 @@ class RegistryClient:
         if image.config is None:
             raise InvalidImageError(f"the manifest of {ref.familiar} names no config blob")
         blob = await self._config(ref, image.config)
-        own_platform = blob.platform()
-        if not platforms and own_platform is not None:
-            platforms = [own_platform]
-        try:
-            config = ImageConfig.model_validate(blob.config or {})
-        except ValidationError as error:
-            raise InvalidImageError(
-                f"the config of {ref.familiar} is malformed: {error}"
-            ) from error
-        return ImageFacts(digest=digest, platforms=platforms, config=config)
+        if not platforms and blob.platform is not None:
+            platforms = [blob.platform]
+        return ImageFacts(digest=digest, platforms=platforms, config=blob.config)
 
     async def list_tags(self, ref: ImageReference) -> list[str]:
         """All tags of the repository, following `Link` pagination up to a bound."""
@@ -237,7 +239,7 @@ class RegistryClient:
         self._manifests.put(digest, manifest)
         return manifest
 
-    async def _config(self, ref: ImageReference, descriptor: Descriptor) -> ImageConfigBlob:
+    async def _config(self, ref: ImageReference, descriptor: Descriptor) -> ConfigFacts:
         cached = self._configs.get(descriptor.digest)
         if cached is not None:
             return cached
@@ -257,12 +259,7 @@ class RegistryClient:
             check=True,
         )
         verify_digest(body, descriptor.digest, ref, "config blob")
-        try:
-            blob = ImageConfigBlob.model_validate_json(body)
-        except ValidationError as error:
-            raise InvalidImageError(
-                f"the config of {ref.familiar} is malformed: {error}"
-            ) from error
+        blob = parse_config(body, ref)  # the raw bytes go when this returns
         self._configs.put(descriptor.digest, blob)
         return blob
 
@@ -296,7 +293,7 @@ class RegistryClient:
                 wait_jitter=self._retry_wait_initial,
             ):
                 with attempt:
-                    response, body = await self._attempt(method, url, accept, limit)
+                    response, body = await self._attempt(method, url, ref, accept, limit)
         except TransientStatus as error:
             raise RegistryUnavailableError(
                 f"{ref.api_host} keeps answering {error.status} to {what} requests for "
@@ -321,10 +318,14 @@ class RegistryClient:
         return response, body
 
     async def _attempt(
-        self, method: str, url: httpx.URL, accept: str, limit: int
+        self, method: str, url: httpx.URL, ref: ImageReference, accept: str, limit: int
     ) -> tuple[httpx.Response, bytes]:
+        # A token, if one is needed, is for this image's repository, whatever a redirect says.
+        scope = {SCOPE_EXTENSION: f"repository:{ref.repository}:pull"}
         for _ in range(self._max_redirects + 1):
-            request = self._client.build_request(method, url, headers={"Accept": accept})
+            request = self._client.build_request(
+                method, url, headers={"Accept": accept}, extensions=scope
+            )
             response = await self._client.send(request, stream=True)
             location = response.headers.get("Location") if response.is_redirect else None
             if location is None:
