@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Collection
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpcore
 import httpx
@@ -107,18 +107,19 @@ class RegistryClient:
     ) -> None:
         policy = AddressPolicy.of(internal_allowlist, cluster_cidrs)
         inner = transport or guarded_transport(policy, resolver=resolver, inner=network_backend)
+        self._auth = AnonymousTokenAuth(
+            max_body=max_error_bytes,
+            max_token_chars=max_token_chars,
+            cache_entries=cache_entries,
+            cache_bytes=cache_bytes,
+        )
         self._client = httpx.AsyncClient(
             transport=MeteredTransport(inner),
             timeout=timeout,
             # Redirects are followed here, hop by hop, so that each is judged (blobs are often
             # served from a CDN or object store); httpx would also read every redirect's body.
             follow_redirects=False,
-            auth=AnonymousTokenAuth(
-                max_body=max_error_bytes,
-                max_token_chars=max_token_chars,
-                cache_entries=cache_entries,
-                cache_bytes=cache_bytes,
-            ),
+            auth=self._auth,
             headers={"User-Agent": "renku-env-operator", "Accept-Encoding": "identity"},
             trust_env=False,  # an environment proxy would connect without the address rules
         )
@@ -137,6 +138,11 @@ class RegistryClient:
         self._configs: BoundedCache[str, ConfigFacts] = BoundedCache(cache_entries, cache_bytes)
         self._tag_page_size = tag_page_size
         self._max_tag_pages = max_tag_pages
+
+    @property
+    def caches(self) -> dict[str, BoundedCache[Any, Any]]:
+        """What the client keeps between checks, each bounded by entries and bytes."""
+        return {"manifests": self._manifests, "configs": self._configs, "tokens": self._auth.tokens}
 
     async def __aenter__(self) -> Self:
         await self._client.__aenter__()
