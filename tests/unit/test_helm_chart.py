@@ -141,7 +141,11 @@ smoke-fences-off:
 hardened:
   renku: {{url: {URL}, credentials: {{existingSecret: renku-admin}}, imageCheck: Error}}
   security: {{trustedNamespaces: [renku, platform]}}
-  registry: {{internalAllowlist: ["mirror.internal:5000", 10.1.0.0/16], checkDeadlineSeconds: 30}}
+  registry:
+    internalAllowlist: ["mirror.internal:5000", 10.1.0.0/16]
+    checkDeadlineSeconds: 30
+    cacheEntries: 128
+    cacheMiB: 4
   cluster: {{cidrs: [10.96.0.0/12, 10.244.0.0/16, "fd00:10::/56"]}}
   smoke:
     resources:
@@ -610,6 +614,8 @@ OPTIONAL_SETTINGS = {
     "trusted_namespaces",
     "registry_internal_allowlist",
     "registry_check_deadline_seconds",
+    "registry_cache_entries",
+    "registry_cache_mib",
     "cluster_cidrs",
     "smoke_ephemeral_storage_request",
     "smoke_ephemeral_storage_limit",
@@ -641,6 +647,7 @@ def test_optional_settings_are_set_only_when_their_value_is(
     assert values["TRUSTED_NAMESPACES"] == "renku,platform"
     assert values["REGISTRY_INTERNAL_ALLOWLIST"] == "mirror.internal:5000,10.1.0.0/16"
     assert values["REGISTRY_CHECK_DEADLINE_SECONDS"] == "30"
+    assert (values["REGISTRY_CACHE_ENTRIES"], values["REGISTRY_CACHE_MIB"]) == ("128", "4")
     assert values["CLUSTER_CIDRS"] == "10.96.0.0/12,10.244.0.0/16,fd00:10::/56"
     assert values["SMOKE_EPHEMERAL_STORAGE_REQUEST"] == "200Mi"
     assert values["SMOKE_EPHEMERAL_STORAGE_LIMIT"] == "2Gi"
@@ -649,6 +656,7 @@ def test_optional_settings_are_set_only_when_their_value_is(
     assert hardened.trusted_namespaces == ["renku", "platform"]
     assert hardened.registry_internal_allowlist == ["mirror.internal:5000", "10.1.0.0/16"]
     assert hardened.registry_check_deadline_seconds == 30
+    assert (hardened.registry_cache_entries, hardened.registry_cache_mib) == (128, 4.0)
     assert hardened.cluster_cidrs == ["10.96.0.0/12", "10.244.0.0/16", "fd00:10::/56"]
     assert hardened.smoke_ephemeral_storage_request == "200Mi"
     assert hardened.smoke_ephemeral_storage_limit == "2Gi"
