@@ -32,7 +32,7 @@ class Request(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         with self.server.lock:
             self.server.requests[f"{self.command} {path}"] += 1
-        handler = self.server.routes.get(path)
+        handler = self.server.routes.get(path, self.server.fallback)
         if handler is None:
             self.answer(404, b'{"errors": [{"code": "NAME_UNKNOWN"}]}')
             return
@@ -87,6 +87,7 @@ class HostileServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Request)
         self.routes: dict[str, Handler] = {}
+        self.fallback: Handler | None = None  # for paths no route names
         self.requests: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         self.lock = threading.Lock()

@@ -23,6 +23,7 @@ import stamina
 from ..domain.images import ImageFacts, ImageReference
 from ..domain.outbound import AddressPolicy
 from .registry_auth import (
+    MAX_TOKEN_CHARS,
     SCOPE_EXTENSION,
     AnonymousTokenAuth,
     TokenResponseError,
@@ -101,7 +102,7 @@ class RegistryClient:
         retry_wait_max: float = 5.0,
         cache_entries: int = 512,
         cache_bytes: int = 8 * 1024 * 1024,
-        max_token_chars: int = 16 * 1024,
+        max_token_chars: int = MAX_TOKEN_CHARS,
         tag_page_size: int = 1000,
         max_tag_pages: int = 20,
     ) -> None:

@@ -33,6 +33,7 @@ _EXPIRY_MARGIN = 10.0
 MARKER_EXTENSION = "renku_env_operator.token_request"  # request extension marking token requests
 SCOPE_EXTENSION = "renku_env_operator.scope"  # request extension: the scope the client wants
 MAX_TOKEN_LIFETIME = 3600.0  # seconds a token is kept at most, whatever the service says
+MAX_TOKEN_CHARS = 16 * 1024  # real anonymous tokens (JWTs) are 1-4 KiB
 MAX_REALM_CHARS = 2048  # of a challenge's realm and service: they are kept as cache keys
 
 
@@ -76,7 +77,7 @@ class AnonymousTokenAuth(httpx.Auth):
         clock: Callable[[], float] = time.monotonic,
         *,
         max_body: int = 64 * 1024,
-        max_token_chars: int = 16 * 1024,
+        max_token_chars: int = MAX_TOKEN_CHARS,
         cache_entries: int = 512,
         cache_bytes: int = 8 * 1024 * 1024,
     ) -> None:
