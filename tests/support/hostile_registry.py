@@ -91,6 +91,12 @@ class HostileRegistry:
             return self._tokens.pop(token, False) is None  # each token works once
 
     def handle(self, request: Request) -> None:
+        try:
+            self._handle(request)
+        except (BrokenPipeError, ConnectionResetError):  # the client's deadline cut it off
+            request.close_connection = True
+
+    def _handle(self, request: Request) -> None:
         path = request.path.split("?", 1)[0]
         if path.startswith("/token/"):
             self._token(request)
