@@ -122,7 +122,7 @@ async def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
                     samples, over = await _watch(bench, args.seconds, guard)
                     results |= {
                         "operator RSS idle, 0 objects (MiB)": round(idle, 1),
-                        "seconds measured": over if over is not None else args.seconds,
+                        "seconds measured": round(over if over is not None else args.seconds),
                         "images re-checked every (s)": args.recheck_seconds,
                         "registry served: HEADs / config blobs / tokens": (
                             f"{registry.counts['HEAD']} / {registry.counts['config blobs']}"

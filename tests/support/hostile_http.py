@@ -8,6 +8,7 @@ test can assert what the client did NOT fetch. It binds 127.0.0.1 only.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import Counter
@@ -100,6 +101,11 @@ class HostileServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://{self.host}"
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # the client hung up: its choice
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def route(self, path: str, handler: Handler) -> None:
         self.routes[path] = handler
