@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import json
 import os
@@ -78,12 +79,14 @@ async def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
         "config blob served (bytes, the client's limit)": config_bytes,
         "token served (characters, the most the client accepts)": token_chars,
     }
-    with (
-        HostileServer() as server,
-        RenkuDouble() as renku,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        registry = HostileRegistry(server, config_bytes=config_bytes, token_chars=token_chars)
+    with contextlib.ExitStack() as stack:
+        renku = stack.enter_context(RenkuDouble())
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        servers = [stack.enter_context(HostileServer()) for _ in range(args.registries)]
+        registries = [
+            HostileRegistry(server, config_bytes=config_bytes, token_chars=token_chars)
+            for server in servers
+        ]
         bench = Bench(options, renku, Path(tmp))
         log_path = args.log or Path(tmp) / "operator.log"
         with open(log_path, "wb") as log:
@@ -94,7 +97,7 @@ async def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
                     await bench.start_operator(
                         log,
                         image_checks=True,
-                        registry_insecure_hosts=[server.host],
+                        registry_insecure_hosts=[server.host for server in servers],
                         registry_internal_allowlist=["127.0.0.1"],
                         image_check_interval_seconds=args.recheck_seconds,
                         retry_backoff_seconds=args.recheck_seconds,
@@ -113,10 +116,14 @@ async def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
                             bench.call(
                                 "POST",
                                 GENV_PATH,
-                                genv(name, image=registry.reference, smokeTest={"enabled": False}),
+                                genv(
+                                    name,
+                                    image=registries[index % len(registries)].reference,
+                                    smokeTest={"enabled": False},
+                                ),
                                 JSON,
                             )
-                            for name in names
+                            for index, name in enumerate(names)
                         )
                     )
                     samples, over = await _watch(bench, args.seconds, guard)
@@ -124,9 +131,10 @@ async def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
                         "operator RSS idle, 0 objects (MiB)": round(idle, 1),
                         "seconds measured": round(over if over is not None else args.seconds),
                         "images re-checked every (s)": args.recheck_seconds,
-                        "registry served: HEADs / config blobs / tokens": (
-                            f"{registry.counts['HEAD']} / {registry.counts['config blobs']}"
-                            f" / {registry.counts['tokens']}"
+                        "registries (hosts; each one's checks share 8 slots)": len(registries),
+                        "registries served: HEADs / config blobs / tokens": " / ".join(
+                            str(sum(r.counts[key] for r in registries))
+                            for key in ("HEAD", "config blobs", "tokens")
                         ),
                         "operator RSS every 10 s (MiB)": samples,
                         "operator RSS at the end (MiB)": round(bench.operator.status("VmRSS"), 1),
@@ -173,6 +181,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--guard-mib", type=float, default=0.0, help="stop above this RSS (2 x the chart limit)"
+    )
+    parser.add_argument(
+        "--registries", type=int, default=1, help="hostile registries (hosts), objects spread (1)"
     )
     parser.add_argument("--log", type=Path, help="keep the operator's log here")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
