@@ -7,12 +7,13 @@ many checks is measured with tracemalloc, and must not grow with the number of c
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import itertools
 import json
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -45,6 +46,8 @@ def labelled_config(serial: int) -> bytes:
 class MovingTagRegistry:
     """Every HEAD of the tag answers a new digest: a new manifest and a new config blob."""
 
+    keep_all = False
+
     def __init__(self) -> None:
         self.serial = itertools.count()
         self.blobs: dict[str, bytes] = {}
@@ -63,9 +66,12 @@ class MovingTagRegistry:
                 "layers": [],
             }
         ).encode()
-        # Only the latest image is served: the test double itself holds one config at a time.
-        self.blobs = {sha(config): config}
-        self.manifests = {sha(manifest): manifest}
+        # Only the latest image is served (the test double itself holds one config at a
+        # time), unless checks overlap.
+        if not self.keep_all:
+            self.blobs, self.manifests = {}, {}
+        self.blobs[sha(config)] = config
+        self.manifests[sha(manifest)] = manifest
         return sha(manifest)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -287,3 +293,43 @@ async def test_a_config_with_too_many_ports_is_refused_with_the_field_named() ->
     async with RegistryClient(transport=transport) as client:
         with pytest.raises(InvalidImageError, match=r"exposed ports \(ExposedPorts\): more than"):
             await client.inspect(ref)
+
+
+class StreamingRegistry(MovingTagRegistry):
+    """Config blobs streamed without a length, slowly: readers overlap; counts how many."""
+
+    keep_all = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = 0
+        self.most_at_once = 0
+
+    def _config(self, serial: int) -> bytes:
+        return b'{"os": "linux", "architecture": "amd64", "config": {"Hostname": "%d"}}' % serial
+
+    async def _stream(self, body: bytes) -> AsyncIterator[bytes]:
+        self.reading += 1
+        self.most_at_once = max(self.most_at_once, self.reading)
+        try:
+            for start in range(0, len(body), 16):
+                await asyncio.sleep(0.001)
+                yield body[start : start + 16]
+        finally:
+            self.reading -= 1
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        response = super().__call__(request)
+        if "/blobs/" in request.url.path and response.status_code == 200:
+            return httpx.Response(200, content=self._stream(response.content))
+        return response
+
+
+async def test_answers_being_read_at_once_are_bounded_in_bytes_across_checks() -> None:
+    registry = StreamingRegistry()
+    ref = parse_image_reference(f"{HOST}/team/app:1.0.0")
+    async with RegistryClient(transport=httpx.MockTransport(registry)) as client:
+        await asyncio.gather(*(client.inspect(ref) for _ in range(20)))
+    # Each unsized answer may be 4 MiB: the 32 MiB read budget lets 8 be read at once.
+    # Before: all 20 (and any number, with checks on as many registries).
+    assert 1 < registry.most_at_once <= 8

@@ -43,6 +43,7 @@ from .registry_http import (
     TRANSIENT_STATUSES,
     BodyTooLarge,
     MeteredTransport,
+    ReadBudget,
     TransientStatus,
     read_limited,
     retry_hook,
@@ -102,6 +103,7 @@ class RegistryClient:
         retry_wait_max: float = 5.0,
         cache_entries: int = 512,
         cache_bytes: int = 8 * 1024 * 1024,
+        read_budget_bytes: int = 32 * 1024 * 1024,
         max_token_chars: int = MAX_TOKEN_CHARS,
         tag_page_size: int = 1000,
         max_tag_pages: int = 20,
@@ -137,6 +139,8 @@ class RegistryClient:
         # Keyed by digest, so never stale; each bounded by entries and estimated bytes.
         self._manifests: BoundedCache[str, Manifest] = BoundedCache(cache_entries, cache_bytes)
         self._configs: BoundedCache[str, ConfigFacts] = BoundedCache(cache_entries, cache_bytes)
+        # Shared by every check: what their answers being read at once may hold in all.
+        self._budget = ReadBudget(read_budget_bytes)
         self._tag_page_size = tag_page_size
         self._max_tag_pages = max_tag_pages
 
@@ -359,6 +363,13 @@ class RegistryClient:
                 return response, b""
             if response.status_code >= 300:  # only read for its error codes: the start will do
                 return response, await read_limited(response, self._max_error_bytes, truncate=True)
-            return response, await read_limited(response, limit)
+            declared = response.headers.get("Content-Length", "")
+            expected = int(declared) if declared.isdigit() and int(declared) <= limit else limit
+            # The caller parses the body as soon as this returns, with no await in between:
+            # the reservation covers the raw bytes for as long as they live.
+            async with self._budget.reserve(expected):
+                body = await read_limited(response, limit)
+                await response.aclose()
+                return response, body
         finally:
             await response.aclose()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
@@ -101,3 +104,48 @@ class MeteredTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class ReadBudget:
+    """The bytes of answers being read at once, across every check: a reader reserves what it
+    may read (the declared length, else its limit) before reading, and waits its turn (first
+    come, first served) when the budget is spent. Checks wait on any number of registries at
+    once, so without it their bodies together would bound nothing.
+
+    Reservations are taken whole, never grown while held, so readers cannot deadlock; a wait
+    ends with the check's own deadline.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    @contextlib.asynccontextmanager
+    async def reserve(self, size: int) -> AsyncIterator[None]:
+        size = min(size, self.total)
+        if self._waiters or self.free < size:
+            entry = (size, asyncio.get_running_loop().create_future())
+            self._waiters.append(entry)
+            try:
+                await entry[1]
+            except BaseException:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+                elif entry[1].done() and not entry[1].cancelled():
+                    self._give_back(size)  # granted, then cancelled before it could read
+                raise
+        else:
+            self.free -= size
+        try:
+            yield
+        finally:
+            self._give_back(size)
+
+    def _give_back(self, size: int) -> None:
+        self.free += size
+        while self._waiters and self._waiters[0][0] <= self.free:
+            wanted, future = self._waiters.popleft()
+            if not future.done():
+                self.free -= wanted
+                future.set_result(None)
