@@ -179,6 +179,10 @@ class Settings(BaseSettings):
     registry_cache_mib: float = Field(default=8.0, ge=0)
     """MiB each of those caches keeps at most, by the operator's estimate of what its entries
     hold; least recently used entries go first, expired tokens at once."""
+    registry_read_budget_mib: float = Field(default=32.0, gt=0)
+    """MiB of registry answers (manifests, config blobs, tag lists) being read at once, across
+    every check and registry: a read reserves its declared length (else the 4 MiB limit)
+    first and waits its turn when the budget is spent, within the check's deadline."""
     registry_internal_allowlist: CommaList = Field(default_factory=list)
     """Registries that may be reached although they resolve to loopback, private, link-local
     or cluster addresses (internal mirrors), comma-separated: host (any port), host:port, or a

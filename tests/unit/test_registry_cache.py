@@ -1,8 +1,14 @@
-"""BoundedCache: the LRU map every registry cache is, bounded by entries and by bytes."""
+"""BoundedCache (the LRU map every registry cache is, bounded by entries and by bytes) and
+ReadBudget (the bytes of registry answers being read at once)."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from renku_env_operator.clients.registry_cache import BoundedCache, estimate_bytes
+from renku_env_operator.clients.registry_http import ReadBudget
 from renku_env_operator.domain.images import ImageConfig
 
 
@@ -45,3 +51,26 @@ def test_the_estimate_counts_what_a_model_holds() -> None:
     small = ImageConfig(User="1000")
     large = ImageConfig(User="1000", Cmd=["x" * 10_000])
     assert estimate_bytes(large) - estimate_bytes(small) > 10_000
+
+
+async def test_the_read_budget_is_first_come_first_served_and_survives_cancellation() -> None:
+    budget = ReadBudget(10)
+    order: list[str] = []
+    first = budget.reserve(8)
+    await first.__aenter__()
+
+    async def reader(name: str, size: int) -> None:
+        async with budget.reserve(size):
+            order.append(name)
+
+    large = asyncio.create_task(reader("large", 6))
+    small = asyncio.create_task(reader("small", 1))  # fits, but waits its turn behind large
+    cancelled = asyncio.create_task(reader("cancelled", 5))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await first.__aexit__(None, None, None)
+    await asyncio.gather(large, small)
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert order == ["large", "small"]
+    assert budget.free == 10

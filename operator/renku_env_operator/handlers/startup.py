@@ -179,6 +179,7 @@ def build_image_verifier(
         cluster_cidrs=config.cluster_cidrs,
         cache_entries=config.registry_cache_entries,
         cache_bytes=int(config.registry_cache_mib * 1024 * 1024),
+        read_budget_bytes=int(config.registry_read_budget_mib * 1024 * 1024),
     )
     closers.append(lambda: registry.__aexit__(None, None, None))
     architectures = node_architectures(config, kube)
