@@ -53,24 +53,42 @@ def test_the_estimate_counts_what_a_model_holds() -> None:
     assert estimate_bytes(large) - estimate_bytes(small) > 10_000
 
 
-async def test_the_read_budget_is_first_come_first_served_and_survives_cancellation() -> None:
-    budget = ReadBudget(10)
+async def test_the_read_budget_survives_cancellation_and_keeps_no_empty_entries() -> None:
+    budget = ReadBudget(10, per_key=10, small=0)
     order: list[str] = []
-    first = budget.reserve(8)
+    first = budget.reserve(8, "a")
     await first.__aenter__()
 
     async def reader(name: str, size: int) -> None:
-        async with budget.reserve(size):
+        async with budget.reserve(size, "a"):
             order.append(name)
+            await asyncio.sleep(0)
 
     large = asyncio.create_task(reader("large", 6))
-    small = asyncio.create_task(reader("small", 1))  # fits, but waits its turn behind large
     cancelled = asyncio.create_task(reader("cancelled", 5))
+    small = asyncio.create_task(reader("small", 2))  # fits beside the 8 at once
     await asyncio.sleep(0)
     cancelled.cancel()
     await first.__aexit__(None, None, None)
     await asyncio.gather(large, small)
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    assert order == ["large", "small"]
-    assert budget.free == 10
+    assert order == ["small", "large"]
+    assert (budget.free, budget._by_key) == (10, {})
+
+
+async def test_one_registry_holds_at_most_its_part_and_small_answers_never_wait() -> None:
+    budget = ReadBudget(16, per_key=8, small=1)
+    held = [budget.reserve(4, "drip.example") for _ in range(2)]
+    for reservation in held:
+        await reservation.__aenter__()  # the dripping registry's part is spent
+    waiting = asyncio.create_task(budget.reserve(4, "drip.example").__aenter__())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    # Another registry's part is its own, and a small answer does not wait at all.
+    async with budget.reserve(8, "honest.example"), budget.reserve(1, "honest.example"):
+        assert budget.used == 16
+    for reservation in held:
+        await reservation.__aexit__(None, None, None)
+    await waiting
+    assert budget.used == 4

@@ -340,7 +340,7 @@ class RegistryClient:
             response = await self._client.send(request, stream=True)
             location = response.headers.get("Location") if response.is_redirect else None
             if location is None:
-                return await self._body(response, method, limit)
+                return await self._body(response, method, limit, ref.api_host)
             await response.aclose()  # a redirect's body is never read
             target = response.url.join(location)
             if target.scheme not in ("http", "https"):
@@ -354,7 +354,7 @@ class RegistryClient:
         raise TargetRefused(f"more than {self._max_redirects} redirects in a row")
 
     async def _body(
-        self, response: httpx.Response, method: str, limit: int
+        self, response: httpx.Response, method: str, limit: int, registry: str
     ) -> tuple[httpx.Response, bytes]:
         try:
             if response.status_code in TRANSIENT_STATUSES:
@@ -367,7 +367,7 @@ class RegistryClient:
             expected = int(declared) if declared.isdigit() and int(declared) <= limit else limit
             # The caller parses the body as soon as this returns, with no await in between:
             # the reservation covers the raw bytes for as long as they live.
-            async with self._budget.reserve(expected):
+            async with self._budget.reserve(expected, registry):
                 body = await read_limited(response, limit)
                 await response.aclose()
                 return response, body
