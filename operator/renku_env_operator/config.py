@@ -180,9 +180,10 @@ class Settings(BaseSettings):
     """MiB each of those caches keeps at most, by the operator's estimate of what its entries
     hold; least recently used entries go first, expired tokens at once."""
     registry_read_budget_mib: float = Field(default=32.0, gt=0)
-    """MiB of registry answers (manifests, config blobs, tag lists) being read at once, across
-    every check and registry: a read reserves its declared length (else the 4 MiB limit)
-    first and waits its turn when the budget is spent, within the check's deadline."""
+    """MiB of memory for registry answers (manifests, config blobs, tag lists) being read at
+    once, across every check and registry: a read reserves twice its declared length (else
+    twice the 4 MiB limit) first and waits when the budget is spent, within the check's
+    deadline. One registry holds at most a quarter of it; answers up to 64 KiB never wait."""
     registry_internal_allowlist: CommaList = Field(default_factory=list)
     """Registries that may be reached although they resolve to loopback, private, link-local
     or cluster addresses (internal mirrors), comma-separated: host (any port), host:port, or a

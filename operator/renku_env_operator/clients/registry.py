@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+SMALL_ANSWER = 64 * 1024  # bytes: answers this small never wait for the read budget
 
 
 class RegistryClient:
@@ -140,7 +141,7 @@ class RegistryClient:
         self._manifests: BoundedCache[str, Manifest] = BoundedCache(cache_entries, cache_bytes)
         self._configs: BoundedCache[str, ConfigFacts] = BoundedCache(cache_entries, cache_bytes)
         # Shared by every check: what their answers being read at once may hold in all.
-        self._budget = ReadBudget(read_budget_bytes)
+        self._budget = ReadBudget(read_budget_bytes, small=2 * SMALL_ANSWER)
         self._tag_page_size = tag_page_size
         self._max_tag_pages = max_tag_pages
 
@@ -365,9 +366,10 @@ class RegistryClient:
                 return response, await read_limited(response, self._max_error_bytes, truncate=True)
             declared = response.headers.get("Content-Length", "")
             expected = int(declared) if declared.isdigit() and int(declared) <= limit else limit
-            # The caller parses the body as soon as this returns, with no await in between:
-            # the reservation covers the raw bytes for as long as they live.
-            async with self._budget.reserve(expected, registry):
+            # Twice the length: the chunks and the body joined from them live together for a
+            # moment. The caller parses the body as soon as this returns, with no await in
+            # between: the reservation covers the raw bytes for as long as they live.
+            async with self._budget.reserve(2 * expected, registry):
                 body = await read_limited(response, limit)
                 await response.aclose()
                 return response, body
