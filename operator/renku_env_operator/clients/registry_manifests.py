@@ -33,9 +33,9 @@ MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCK
 _ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
 # The OCI digest grammar: a registry's digests go into request paths, so nothing else passes.
 DIGEST_PATTERN = r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"
+T = TypeVar("T")
 # What is read of a document, at most (real images: a few dozen index entries, a port or two,
 # a command line of a few KiB). Over these the image is refused with a message that says so.
-T = TypeVar("T")
 MAX_INDEX_ENTRIES = 256
 MAX_EXPOSED_PORTS = 1024
 MAX_COMMAND_ITEMS = 1024
