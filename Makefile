@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Optional dependency groups (dev: tests, linters and actionlint).
 EXTRAS ?= dev
 
-.PHONY: install test lint e2e bench bench-validate crds lock image-test
+.PHONY: install test lint e2e bench bench-memory bench-validate crds lock image-test
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ e2e:
 # BENCH_ARGS: e.g. "--objects 1000 --steady-seconds 600 --drift-interval 60" (see --help).
 bench:
 	$(BIN)/python -m tests.benchmark $(BENCH_ARGS)
+
+# The operator's peak RSS under a hostile registry, 100 objects, beside half the chart's
+# memory limit (prints figures, asserts nothing). MEMORY_ARGS: e.g. "--seconds 300" (--help).
+bench-memory:
+	$(BIN)/python -m tests.benchmark.memory $(MEMORY_ARGS)
 
 # `validate` speed: 5 MB of manifests, 200 files, one file (prints figures, asserts nothing).
 bench-validate:

@@ -183,6 +183,17 @@ class Settings(BaseSettings):
     registry_check_deadline_seconds: float = Field(default=60.0, gt=0)
     """One deadline for a whole image check (every request, retry, redirect and token fetch
     of it): a registry that answers slowly, byte by byte, is cut off here."""
+    registry_cache_entries: int = Field(default=512, ge=0)
+    """Entries each of the registry client's three caches keeps at most: manifests and config
+    facts by digest, anonymous tokens by (realm, service, scope). 0 keeps nothing."""
+    registry_cache_mib: float = Field(default=8.0, ge=0)
+    """MiB each of those caches keeps at most, by the operator's estimate of what its entries
+    hold; least recently used entries go first, expired tokens at once."""
+    registry_read_budget_mib: float = Field(default=32.0, gt=0)
+    """MiB of memory for registry answers (manifests, config blobs, tag lists) being read at
+    once, across every check and registry: a read reserves twice its declared length (else
+    twice the 4 MiB limit) first and waits when the budget is spent, within the check's
+    deadline. One registry holds at most a quarter of it; answers up to 64 KiB never wait."""
     registry_internal_allowlist: CommaList = Field(default_factory=list)
     """Registries that may be reached although they resolve to loopback, private, link-local
     or cluster addresses (internal mirrors), comma-separated: host (any port), host:port, or a

@@ -133,16 +133,19 @@ class Bench:
         self.api, self.control = urls["api"], urls["control"]
         self.emulator = Proc(process, "emulator")
 
-    async def start_operator(self, log: IO[bytes]) -> None:
-        values = operator_settings_values(
-            self.renku.url,
-            self.renku.admin_token,
-            drift_interval_seconds=self.options.drift_interval,
-            smoke_poll_seconds=2.0,
-            retry_backoff_seconds=15.0,
-            renku_timeout_seconds=10.0,
-            renku_retry_attempts=3,
-            log_level="WARNING",
+    async def start_operator(self, log: IO[bytes], **overrides: Any) -> None:
+        values = (
+            operator_settings_values(
+                self.renku.url,
+                self.renku.admin_token,
+                drift_interval_seconds=self.options.drift_interval,
+                smoke_poll_seconds=2.0,
+                retry_backoff_seconds=15.0,
+                renku_timeout_seconds=10.0,
+                renku_retry_attempts=3,
+                log_level="WARNING",
+            )
+            | overrides
         )
         kubeconfig = write_kubeconfig(self.tmp / "kubeconfig", self.api)
         env = _child_env(kubeconfig)

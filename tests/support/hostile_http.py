@@ -8,6 +8,7 @@ test can assert what the client did NOT fetch. It binds 127.0.0.1 only.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import Counter
@@ -32,7 +33,7 @@ class Request(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         with self.server.lock:
             self.server.requests[f"{self.command} {path}"] += 1
-        handler = self.server.routes.get(path)
+        handler = self.server.routes.get(path, self.server.fallback)
         if handler is None:
             self.answer(404, b'{"errors": [{"code": "NAME_UNKNOWN"}]}')
             return
@@ -87,6 +88,7 @@ class HostileServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Request)
         self.routes: dict[str, Handler] = {}
+        self.fallback: Handler | None = None  # for paths no route names
         self.requests: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         self.lock = threading.Lock()
@@ -99,6 +101,11 @@ class HostileServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://{self.host}"
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # the client hung up: its choice
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def route(self, path: str, handler: Handler) -> None:
         self.routes[path] = handler

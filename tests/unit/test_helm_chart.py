@@ -142,7 +142,12 @@ hardened:
   renku: {{url: {URL}, credentials: {{existingSecret: renku-admin}}, imageCheck: Error}}
   security: {{trustedNamespaces: [renku, platform]}}
   ownership: {{claimGcIntervalSeconds: 600}}
-  registry: {{internalAllowlist: ["mirror.internal:5000", 10.1.0.0/16], checkDeadlineSeconds: 30}}
+  registry:
+    internalAllowlist: ["mirror.internal:5000", 10.1.0.0/16]
+    checkDeadlineSeconds: 30
+    cacheEntries: 128
+    cacheMiB: 4
+    readBudgetMiB: 16
   cluster: {{cidrs: [10.96.0.0/12, 10.244.0.0/16, "fd00:10::/56"]}}
   smoke:
     resources:
@@ -614,6 +619,9 @@ OPTIONAL_SETTINGS = {
     "registry_internal_allowlist",
     "registry_check_deadline_seconds",
     "claim_gc_interval_seconds",
+    "registry_cache_entries",
+    "registry_cache_mib",
+    "registry_read_budget_mib",
     "cluster_cidrs",
     "smoke_ephemeral_storage_request",
     "smoke_ephemeral_storage_limit",
@@ -646,6 +654,8 @@ def test_optional_settings_are_set_only_when_their_value_is(
     assert values["REGISTRY_INTERNAL_ALLOWLIST"] == "mirror.internal:5000,10.1.0.0/16"
     assert values["REGISTRY_CHECK_DEADLINE_SECONDS"] == "30"
     assert values["CLAIM_GC_INTERVAL_SECONDS"] == "600"
+    assert (values["REGISTRY_CACHE_ENTRIES"], values["REGISTRY_CACHE_MIB"]) == ("128", "4")
+    assert values["REGISTRY_READ_BUDGET_MIB"] == "16"
     assert values["CLUSTER_CIDRS"] == "10.96.0.0/12,10.244.0.0/16,fd00:10::/56"
     assert values["SMOKE_EPHEMERAL_STORAGE_REQUEST"] == "200Mi"
     assert values["SMOKE_EPHEMERAL_STORAGE_LIMIT"] == "2Gi"
@@ -655,6 +665,8 @@ def test_optional_settings_are_set_only_when_their_value_is(
     assert hardened.registry_internal_allowlist == ["mirror.internal:5000", "10.1.0.0/16"]
     assert hardened.registry_check_deadline_seconds == 30
     assert hardened.claim_gc_interval_seconds == 600
+    assert (hardened.registry_cache_entries, hardened.registry_cache_mib) == (128, 4.0)
+    assert hardened.registry_read_budget_mib == 16.0
     assert hardened.cluster_cidrs == ["10.96.0.0/12", "10.244.0.0/16", "fd00:10::/56"]
     assert hardened.smoke_ephemeral_storage_request == "200Mi"
     assert hardened.smoke_ephemeral_storage_limit == "2Gi"

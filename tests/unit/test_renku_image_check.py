@@ -207,6 +207,20 @@ async def test_a_renku_without_the_image_check_is_said_in_the_message_and_asked_
     assert len(renku.asked) == 2
 
 
+async def test_answers_kept_are_bounded_in_number_whatever_their_interval() -> None:
+    renku, clock = FakeRenku(), Clock()
+    check = RenkuImageCheck(settings(), renku, clock=clock, max_references=50)
+    for index in range(200):  # one namespace user, 200 references within the hour
+        clock.now += 1
+        image = f"registry.example.org/team/env-{index}:1.0.0"
+        await check.verify(work(), spec(image=image), image)
+    assert len(check._answers) == 50
+    assert len(check._locks) <= 50
+    image = "registry.example.org/team/env-199:1.0.0"
+    await check.verify(work(), spec(image=image), image)
+    assert len(renku.asked) == 200  # the latest are still kept
+
+
 async def test_no_answer_is_a_note_and_asked_again_after_the_backoff() -> None:
     renku, clock = FakeRenku(), Clock()
     renku.image_error = RenkuUnavailableError("Renku is unavailable", status=503)

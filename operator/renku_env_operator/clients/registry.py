@@ -14,19 +14,21 @@ import logging
 import re
 from collections.abc import Collection
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpcore
 import httpx
 import stamina
-from pydantic import ValidationError
 
-from ..domain.images import ImageConfig, ImageFacts, ImageReference
+from ..domain.images import ImageFacts, ImageReference
 from ..domain.outbound import AddressPolicy
 from .registry_auth import (
+    MAX_TOKEN_CHARS,
+    SCOPE_EXTENSION,
     AnonymousTokenAuth,
     TokenResponseError,
 )
+from .registry_cache import BoundedCache
 from .registry_errors import (
     ImageNotFoundError,
     ImageNotPublicError,
@@ -40,8 +42,8 @@ from .registry_errors import (
 from .registry_http import (
     TRANSIENT_STATUSES,
     BodyTooLarge,
-    LruCache,
     MeteredTransport,
+    ReadBudget,
     TransientStatus,
     read_limited,
     retry_hook,
@@ -49,10 +51,11 @@ from .registry_http import (
 from .registry_manifests import (
     DIGEST_PATTERN,
     MANIFEST_ACCEPT,
+    ConfigFacts,
     Descriptor,
-    ImageConfigBlob,
     Manifest,
     choose_platform,
+    parse_config,
     parse_manifest,
     parse_tags,
     verify_digest,
@@ -71,6 +74,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+SMALL_ANSWER = 64 * 1024  # bytes: answers this small never wait for the read budget
 
 
 class RegistryClient:
@@ -98,19 +102,28 @@ class RegistryClient:
         retry_timeout: float = 20.0,
         retry_wait_initial: float = 0.2,
         retry_wait_max: float = 5.0,
-        cache_size: int = 512,
+        cache_entries: int = 512,
+        cache_bytes: int = 8 * 1024 * 1024,
+        read_budget_bytes: int = 32 * 1024 * 1024,
+        max_token_chars: int = MAX_TOKEN_CHARS,
         tag_page_size: int = 1000,
         max_tag_pages: int = 20,
     ) -> None:
         policy = AddressPolicy.of(internal_allowlist, cluster_cidrs)
         inner = transport or guarded_transport(policy, resolver=resolver, inner=network_backend)
+        self._auth = AnonymousTokenAuth(
+            max_body=max_error_bytes,
+            max_token_chars=max_token_chars,
+            cache_entries=cache_entries,
+            cache_bytes=cache_bytes,
+        )
         self._client = httpx.AsyncClient(
             transport=MeteredTransport(inner),
             timeout=timeout,
             # Redirects are followed here, hop by hop, so that each is judged (blobs are often
             # served from a CDN or object store); httpx would also read every redirect's body.
             follow_redirects=False,
-            auth=AnonymousTokenAuth(max_body=max_error_bytes),
+            auth=self._auth,
             headers={"User-Agent": "renku-env-operator", "Accept-Encoding": "identity"},
             trust_env=False,  # an environment proxy would connect without the address rules
         )
@@ -124,10 +137,18 @@ class RegistryClient:
         self._retry_wait_initial = retry_wait_initial
         self._retry_wait_max = retry_wait_max
         self._retry_on = retry_hook(retry_wait_max)
-        self._manifests: LruCache[Manifest] = LruCache(cache_size)
-        self._configs: LruCache[ImageConfigBlob] = LruCache(cache_size)
+        # Keyed by digest, so never stale; each bounded by entries and estimated bytes.
+        self._manifests: BoundedCache[str, Manifest] = BoundedCache(cache_entries, cache_bytes)
+        self._configs: BoundedCache[str, ConfigFacts] = BoundedCache(cache_entries, cache_bytes)
+        # Shared by every check: what their answers being read at once may hold in all.
+        self._budget = ReadBudget(read_budget_bytes, small=2 * SMALL_ANSWER)
         self._tag_page_size = tag_page_size
         self._max_tag_pages = max_tag_pages
+
+    @property
+    def caches(self) -> dict[str, BoundedCache[Any, Any]]:
+        """What the client keeps between checks, each bounded by entries and bytes."""
+        return {"manifests": self._manifests, "configs": self._configs, "tokens": self._auth.tokens}
 
     async def __aenter__(self) -> Self:
         await self._client.__aenter__()
@@ -160,16 +181,9 @@ class RegistryClient:
         if image.config is None:
             raise InvalidImageError(f"the manifest of {ref.familiar} names no config blob")
         blob = await self._config(ref, image.config)
-        own_platform = blob.platform()
-        if not platforms and own_platform is not None:
-            platforms = [own_platform]
-        try:
-            config = ImageConfig.model_validate(blob.config or {})
-        except ValidationError as error:
-            raise InvalidImageError(
-                f"the config of {ref.familiar} is malformed: {error}"
-            ) from error
-        return ImageFacts(digest=digest, platforms=platforms, config=config)
+        if not platforms and blob.platform is not None:
+            platforms = [blob.platform]
+        return ImageFacts(digest=digest, platforms=platforms, config=blob.config)
 
     async def list_tags(self, ref: ImageReference) -> list[str]:
         """All tags of the repository, following `Link` pagination up to a bound."""
@@ -237,7 +251,7 @@ class RegistryClient:
         self._manifests.put(digest, manifest)
         return manifest
 
-    async def _config(self, ref: ImageReference, descriptor: Descriptor) -> ImageConfigBlob:
+    async def _config(self, ref: ImageReference, descriptor: Descriptor) -> ConfigFacts:
         cached = self._configs.get(descriptor.digest)
         if cached is not None:
             return cached
@@ -257,12 +271,7 @@ class RegistryClient:
             check=True,
         )
         verify_digest(body, descriptor.digest, ref, "config blob")
-        try:
-            blob = ImageConfigBlob.model_validate_json(body)
-        except ValidationError as error:
-            raise InvalidImageError(
-                f"the config of {ref.familiar} is malformed: {error}"
-            ) from error
+        blob = parse_config(body, ref)  # the raw bytes go when this returns
         self._configs.put(descriptor.digest, blob)
         return blob
 
@@ -296,7 +305,7 @@ class RegistryClient:
                 wait_jitter=self._retry_wait_initial,
             ):
                 with attempt:
-                    response, body = await self._attempt(method, url, accept, limit)
+                    response, body = await self._attempt(method, url, ref, accept, limit)
         except TransientStatus as error:
             raise RegistryUnavailableError(
                 f"{ref.api_host} keeps answering {error.status} to {what} requests for "
@@ -321,14 +330,18 @@ class RegistryClient:
         return response, body
 
     async def _attempt(
-        self, method: str, url: httpx.URL, accept: str, limit: int
+        self, method: str, url: httpx.URL, ref: ImageReference, accept: str, limit: int
     ) -> tuple[httpx.Response, bytes]:
+        # A token, if one is needed, is for this image's repository, whatever a redirect says.
+        scope = {SCOPE_EXTENSION: f"repository:{ref.repository}:pull"}
         for _ in range(self._max_redirects + 1):
-            request = self._client.build_request(method, url, headers={"Accept": accept})
+            request = self._client.build_request(
+                method, url, headers={"Accept": accept}, extensions=scope
+            )
             response = await self._client.send(request, stream=True)
             location = response.headers.get("Location") if response.is_redirect else None
             if location is None:
-                return await self._body(response, method, limit)
+                return await self._body(response, method, limit, ref.api_host)
             await response.aclose()  # a redirect's body is never read
             target = response.url.join(location)
             if target.scheme not in ("http", "https"):
@@ -342,7 +355,7 @@ class RegistryClient:
         raise TargetRefused(f"more than {self._max_redirects} redirects in a row")
 
     async def _body(
-        self, response: httpx.Response, method: str, limit: int
+        self, response: httpx.Response, method: str, limit: int, registry: str
     ) -> tuple[httpx.Response, bytes]:
         try:
             if response.status_code in TRANSIENT_STATUSES:
@@ -351,6 +364,14 @@ class RegistryClient:
                 return response, b""
             if response.status_code >= 300:  # only read for its error codes: the start will do
                 return response, await read_limited(response, self._max_error_bytes, truncate=True)
-            return response, await read_limited(response, limit)
+            declared = response.headers.get("Content-Length", "")
+            expected = int(declared) if declared.isdigit() and int(declared) <= limit else limit
+            # Twice the length: the chunks and the body joined from them live together for a
+            # moment. The caller parses the body as soon as this returns, with no await in
+            # between: the reservation covers the raw bytes for as long as they live.
+            async with self._budget.reserve(2 * expected, registry):
+                body = await read_limited(response, limit)
+                await response.aclose()
+                return response, body
         finally:
             await response.aclose()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable
-from typing import Generic, TypeVar
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
@@ -105,23 +105,75 @@ class MeteredTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-V = TypeVar("V")
+class ReadBudget:
+    """The bytes of answers being read at once, across every check: a reader reserves what it
+    may read (the declared length, else its limit) before reading, and waits when the budget
+    is spent. Checks wait on any number of registries at once, so without it their answers
+    together would be bounded by nothing.
 
+    - One registry (`key`) holds at most `per_key` of it: a registry that drips its answers
+      cannot take the whole budget for its checks' deadline.
+    - Answers up to `small` bytes never wait (registries declare their manifests' and configs'
+      lengths, a few KiB): the answers of an honest registry are read at once, whatever other
+      registries hold. They are bounded by the checks in flight.
+    - Reservations are taken whole, never grown while held, so readers cannot deadlock; a
+      wait ends with the check's own deadline.
+    """
 
-class LruCache(Generic[V]):
-    """A small LRU map; entries are keyed by digest, so they never go stale."""
+    def __init__(self, total: int, *, per_key: int | None = None, small: int = 64 * 1024) -> None:
+        self.total = total
+        self.per_key = per_key if per_key is not None else max(total // 4, 1)
+        self.small = small
+        self.used = 0
+        self._by_key: dict[str, int] = {}
+        self._waiters: list[tuple[int, str, asyncio.Future[None]]] = []
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[str, V] = OrderedDict()
+    @property
+    def free(self) -> int:
+        return self.total - self.used
 
-    def get(self, key: str) -> V | None:
-        if key in self._items:
-            self._items.move_to_end(key)
-        return self._items.get(key)
+    def _fits(self, size: int, key: str) -> bool:
+        return self.used + size <= self.total and self._by_key.get(key, 0) + size <= self.per_key
 
-    def put(self, key: str, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
+    def _take(self, size: int, key: str) -> None:
+        self.used += size
+        self._by_key[key] = self._by_key.get(key, 0) + size
+
+    @contextlib.asynccontextmanager
+    async def reserve(self, size: int, key: str = "") -> AsyncIterator[None]:
+        if size <= self.small:
+            yield
+            return
+        size = min(size, self.per_key, self.total)
+        if self._fits(size, key):
+            self._take(size, key)
+        else:
+            entry = (size, key, asyncio.get_running_loop().create_future())
+            self._waiters.append(entry)
+            try:
+                await entry[2]
+            except BaseException:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+                elif entry[2].done() and not entry[2].cancelled():
+                    self._give_back(size, key)  # granted, then cancelled before it could read
+                raise
+        try:
+            yield
+        finally:
+            self._give_back(size, key)
+
+    def _give_back(self, size: int, key: str) -> None:
+        self.used -= size
+        left = self._by_key[key] - size
+        if left:
+            self._by_key[key] = left
+        else:
+            del self._by_key[key]  # no entry is kept for a registry that holds nothing
+        for entry in list(self._waiters):  # in order; one registry's waiters never block others
+            wanted, owner, future = entry
+            if self._fits(wanted, owner):
+                self._waiters.remove(entry)
+                if not future.done():
+                    self._take(wanted, owner)
+                    future.set_result(None)

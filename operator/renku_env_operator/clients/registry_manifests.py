@@ -1,18 +1,25 @@
 """OCI / Docker v2 documents: media types, models, parsing, digests and the platform choice.
 
-Only what the image checks need is modelled; unknown fields are ignored.
+Only what the image checks need is modelled, and only that is kept: unknown fields (layers,
+labels, history, environment) are skipped by the JSON parser without becoming Python objects,
+and the lists that are read (index entries, ports, entrypoint and command) are read lazily up
+to a bound, so a 4 MiB document of 200,000 entries costs the operator a few MiB while it is
+parsed and nothing after.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..domain.images import ImageReference, Platform
+from ..domain.images import ImageConfig, ImageReference, Platform
 from .registry_errors import InvalidImageError, RegistryError
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -26,6 +33,20 @@ MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCK
 _ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
 # The OCI digest grammar: a registry's digests go into request paths, so nothing else passes.
 DIGEST_PATTERN = r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"
+T = TypeVar("T")
+# What is read of a document, at most (real images: a few dozen index entries, a port or two,
+# a command line of a few KiB). Over these the image is refused with a message that says so.
+MAX_INDEX_ENTRIES = 256
+MAX_EXPOSED_PORTS = 1024
+MAX_COMMAND_ITEMS = 1024
+MAX_COMMAND_CHARS = 64 * 1024
+MAX_FIELD_CHARS = 4096  # User, WorkingDir
+
+
+class _Annotations(BaseModel):
+    """The one annotation read; the others are skipped unparsed."""
+
+    reference_type: str | None = Field(default=None, alias=_ATTESTATION_ANNOTATION)
 
 
 class Descriptor(BaseModel):
@@ -37,13 +58,13 @@ class Descriptor(BaseModel):
     digest: str = Field(pattern=DIGEST_PATTERN)
     size: int = Field(ge=0)
     platform: Platform | None = None
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: _Annotations = Field(default_factory=_Annotations)
 
     @property
     def is_attestation(self) -> bool:
         """buildx provenance/SBOM entries (platform unknown/unknown) are not runnable images."""
         unknown = self.platform is not None and self.platform.os == "unknown"
-        return unknown or _ATTESTATION_ANNOTATION in self.annotations
+        return unknown or self.annotations.reference_type is not None
 
 
 class Manifest(BaseModel):
@@ -66,21 +87,40 @@ class Manifest(BaseModel):
         return [entry for entry in self.manifests or [] if not entry.is_attestation]
 
 
-class ImageConfigBlob(BaseModel):
-    """The image config blob: platform fields and the runtime `config` object."""
+class _ManifestDocument(BaseModel):
+    """A manifest as parsed: the index entries are validated lazily, as they are read."""
 
-    model_config = ConfigDict(frozen=True)
+    schema_version: int = Field(alias="schemaVersion")
+    media_type: str | None = Field(default=None, alias="mediaType")
+    config: Descriptor | None = None
+    manifests: Iterable[Descriptor] | None = None
+
+
+class _RuntimeDocument(BaseModel):
+    """The config blob's `config` object: the fields the checks read, lists read lazily."""
+
+    user: str | None = Field(default=None, alias="User")
+    exposed_ports: Iterable[str] | None = Field(default=None, alias="ExposedPorts")  # the keys
+    working_dir: str | None = Field(default=None, alias="WorkingDir")
+    entrypoint: Iterable[str] | None = Field(default=None, alias="Entrypoint")
+    cmd: Iterable[str] | None = Field(default=None, alias="Cmd")
+
+
+class _ConfigDocument(BaseModel):
+    """The image config blob as parsed: platform fields and the runtime `config` object."""
 
     architecture: str = ""
     os: str = ""
     variant: str | None = None
-    config: dict[str, object] | None = None
+    config: _RuntimeDocument | None = None
 
-    def platform(self) -> Platform | None:
-        """The platform this config was built for, None when the blob does not say."""
-        if not (self.os and self.architecture):
-            return None
-        return Platform(os=self.os, architecture=self.architecture, variant=self.variant)
+
+@dataclass(frozen=True)
+class ConfigFacts:
+    """What is kept of a config blob: its platform and the fields the checks read."""
+
+    platform: Platform | None
+    config: ImageConfig
 
 
 def choose_platform(
@@ -108,11 +148,34 @@ def verify_digest(body: bytes, digest: str, ref: ImageReference, what: str) -> N
         raise InvalidImageError(f"the {what} of {ref.familiar} does not match digest {digest}")
 
 
+def _bounded(items: Iterable[T] | None, most: int, what: str) -> list[T]:
+    """The first items of a lazily validated list; more than `most`: refused, naming `what`."""
+    if items is None:
+        return []
+    taken = list(itertools.islice(items, most + 1))
+    if len(taken) > most:
+        raise _TooMany(f"{what}: more than the {most} the operator reads")
+    return taken
+
+
+class _TooMany(Exception):
+    pass
+
+
 def parse_manifest(body: bytes, response: httpx.Response, ref: ImageReference) -> Manifest:
     try:
-        manifest = Manifest.model_validate_json(body)
+        document = _ManifestDocument.model_validate_json(body)
+        entries = _bounded(document.manifests, MAX_INDEX_ENTRIES, "index entries (manifests)")
+        manifest = Manifest(
+            schema_version=document.schema_version,
+            media_type=document.media_type,
+            config=document.config,
+            manifests=entries if document.manifests is not None else None,
+        )
     except ValidationError as error:
         raise InvalidImageError(f"the manifest of {ref.familiar} is malformed: {error}") from error
+    except _TooMany as error:
+        raise InvalidImageError(f"the manifest of {ref.familiar} lists too many {error}") from error
     media_type = manifest.media_type or response.headers.get("Content-Type", "").split(";")[0]
     if manifest.schema_version != 2 or media_type not in IMAGE_TYPES | INDEX_TYPES:
         raise InvalidImageError(
@@ -121,6 +184,45 @@ def parse_manifest(body: bytes, response: httpx.Response, ref: ImageReference) -
             "buildx"
         )
     return manifest.model_copy(update={"media_type": media_type})
+
+
+def parse_config(body: bytes, ref: ImageReference) -> ConfigFacts:
+    """The platform and the checked fields of a config blob; nothing else of it is kept."""
+    try:
+        document = _ConfigDocument.model_validate_json(body)
+        runtime = document.config or _RuntimeDocument()
+        ports = _bounded(runtime.exposed_ports, MAX_EXPOSED_PORTS, "exposed ports (ExposedPorts)")
+        entrypoint = _bounded(runtime.entrypoint, MAX_COMMAND_ITEMS, "Entrypoint items")
+        cmd = _bounded(runtime.cmd, MAX_COMMAND_ITEMS, "Cmd items")
+    except ValidationError as error:
+        raise InvalidImageError(f"the config of {ref.familiar} is malformed: {error}") from error
+    except _TooMany as error:
+        raise InvalidImageError(f"the config of {ref.familiar} has too many {error}") from error
+    for field, value in (("User", runtime.user), ("WorkingDir", runtime.working_dir)):
+        if value is not None and len(value) > MAX_FIELD_CHARS:
+            raise InvalidImageError(
+                f"the config of {ref.familiar} has a {field} of {len(value)} characters, more "
+                f"than the {MAX_FIELD_CHARS} the operator reads"
+            )
+    if sum(map(len, entrypoint)) + sum(map(len, cmd)) > MAX_COMMAND_CHARS:
+        raise InvalidImageError(
+            f"the config of {ref.familiar} has an Entrypoint and Cmd longer than the "
+            f"{MAX_COMMAND_CHARS} characters the operator reads: move long scripts into a file "
+            "in the image"
+        )
+    config = ImageConfig(
+        User=runtime.user,
+        ExposedPorts={port: {} for port in ports} if runtime.exposed_ports is not None else None,
+        WorkingDir=runtime.working_dir,
+        Entrypoint=entrypoint if runtime.entrypoint is not None else None,
+        Cmd=cmd if runtime.cmd is not None else None,
+    )
+    platform = None
+    if document.os and document.architecture:
+        platform = Platform(
+            os=document.os, architecture=document.architecture, variant=document.variant
+        )
+    return ConfigFacts(platform=platform, config=config)
 
 
 def parse_tags(body: bytes, ref: ImageReference) -> list[str]:

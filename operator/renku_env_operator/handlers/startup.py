@@ -190,6 +190,9 @@ def build_image_verifier(
         insecure_registries=config.registry_insecure_hosts,
         internal_allowlist=config.registry_internal_allowlist,
         cluster_cidrs=config.cluster_cidrs,
+        cache_entries=config.registry_cache_entries,
+        cache_bytes=int(config.registry_cache_mib * 1024 * 1024),
+        read_budget_bytes=int(config.registry_read_budget_mib * 1024 * 1024),
     )
     closers.append(lambda: registry.__aexit__(None, None, None))
     architectures = node_architectures(config, kube)

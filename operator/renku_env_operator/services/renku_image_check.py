@@ -95,8 +95,10 @@ class RenkuImageCheck:
         lookups: RenkuLookupsApi,
         *,
         clock: Callable[[], float] = time.monotonic,
+        max_references: int = 4096,
     ) -> None:
         self.settings = settings
+        self._max_references = max_references
         self.mode: checks.RenkuImageCheckMode = settings.renku_image_check
         self._lookups = lookups
         self._clock = clock
@@ -258,6 +260,10 @@ class RenkuImageCheck:
     def _prune(self) -> None:
         now = self._clock()
         self._answers = {ref: c for ref, c in self._answers.items() if c.expires > now}
+        if len(self._answers) > self._max_references:  # a bound whatever the intervals: the
+            # references are the namespace users' to choose; the nearest expiries go first
+            latest = sorted(self._answers.items(), key=lambda item: item[1].expires)
+            self._answers = dict(latest[-self._max_references :])
         self._locks = {
             ref: lock for ref, lock in self._locks.items() if ref in self._answers or lock.locked()
         }
