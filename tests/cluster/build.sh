@@ -27,6 +27,10 @@ build_one() {
   local c="$1" version pkg dir start
   case "$c" in
     etcd) version="$ETCD_VERSION"; pkg=go.etcd.io/etcd/server/v3; dir="$here/etcd" ;;
+    # NetworkPolicy on the node: kube-router's firewall alone (iptables + ipset). The kernel here
+    # has no nft `queue` (CONFIG_NFT_QUEUE), which kube-network-policies needs.
+    kube-router) version="$KUBE_ROUTER_VERSION"; pkg=github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+      dir="$here/kube-router" ;;
     kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kubectl)
       version="$KUBERNETES_VERSION"; pkg="k8s.io/kubernetes/cmd/$c"; dir="$here/k8s" ;;
     *) echo "build.sh: unknown component $c" >&2; return 2 ;;
@@ -43,5 +47,5 @@ build_one() {
 }
 
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd)
+[[ ${#components[@]} -gt 0 ]] || components=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd kube-router)
 for c in "${components[@]}"; do build_one "$c"; done
