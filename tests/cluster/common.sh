@@ -10,8 +10,8 @@ RUN=/run/renku-env-e2e
 CACHE=${RENKU_E2E_CACHE:-/var/cache/renku-env-e2e}
 KUBECONFIG_ADMIN=$STATE/kubeconfig
 NODE_NAME=renku-e2e-node
-# The node's address: a dummy interface of its own, so the kubelet listens nowhere else.
-NODE_LINK=renkue2e-node
+# The node's address, on loopback (this kernel has no dummy links): the kubelet listens there
+# only, and pods have no route to it.
 NODE_IP=10.250.0.1
 BRIDGE=renkue2e0
 CLUSTER_CIDR=10.244.0.0/16
@@ -74,9 +74,7 @@ wait_until() { # what seconds command... : polls once a second
 
 setup_network() {
   # The node's own address.
-  ip link show "$NODE_LINK" >/dev/null 2>&1 || ip link add "$NODE_LINK" type dummy
-  ip addr replace "$NODE_IP/32" dev "$NODE_LINK"
-  ip link set "$NODE_LINK" up
+  ip addr replace "$NODE_IP/32" dev lo
   # The pod bridge exists before the first pod, so the sysctls below can be set on it.
   ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
   ip addr replace "$POD_GATEWAY/24" dev "$BRIDGE"
@@ -129,7 +127,7 @@ teardown_network() {
   iptables -F RENKU-E2E-FORWARD 2>/dev/null || true
   iptables -X RENKU-E2E-FORWARD 2>/dev/null || true
   ip link del "$BRIDGE" 2>/dev/null || true
-  ip link del "$NODE_LINK" 2>/dev/null || true
+  ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
 }
 
 write_containerd_config() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make cluster-down`: stops what up.sh started and removes what it added to the host: the pod
 # containers and their network namespaces, kubelet's mounts, kube-router's iptables rules and
-# ipsets, our own iptables chains, the bridge and the node's dummy interface. The state dir
+# ipsets, our own iptables chains, the bridge and the node address on lo. The state dir
 # ($STATE: etcd data, certificates, registry, logs) goes too unless KEEP_STATE=1. The cached
 # binaries (/var/cache/renku-env-e2e) stay. Safe to run when nothing is up.
 set -euo pipefail
