@@ -139,7 +139,8 @@ wait_until "node $NODE_NAME registered" 60 kubectl get node "$NODE_NAME"
 
 stage "kube-router (NetworkPolicy)"
 kubectl apply -f "$here/kube-router-rbac.yaml" >/dev/null
-wait_until "node podCIDR" 60 sh -c "[ -n \"\$(kubectl get node $NODE_NAME -o jsonpath='{.spec.podCIDR}')\" ]"
+has_pod_cidr() { [[ -n "$(kubectl get node "$NODE_NAME" -o jsonpath='{.spec.podCIDR}')" ]]; }
+wait_until "node podCIDR" 60 has_pod_cidr
 start_daemon kube-router "$(bin kube-router)" --kubeconfig "$STATE/kube-router.kubeconfig" \
   --hostname-override "$NODE_NAME" --run-router=false --run-service-proxy=false \
   --run-firewall=true --service-cluster-ip-range "$SERVICE_CIDR" --metrics-port 0 \
@@ -147,8 +148,10 @@ start_daemon kube-router "$(bin kube-router)" --kubeconfig "$STATE/kube-router.k
 wait_until "kube-router healthy" 60 curl -fsS http://127.0.0.1:20244/healthz
 
 stage "node Ready"
-wait_until "node $NODE_NAME Ready" 120 sh -c \
-  "kubectl get node $NODE_NAME -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+node_ready() {
+  kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
+}
+wait_until "node $NODE_NAME Ready" 120 node_ready
 wait_until "default ServiceAccount" 60 kubectl -n default get serviceaccount default
 
 stage "up"
