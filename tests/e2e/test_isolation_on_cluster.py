@@ -93,7 +93,9 @@ def _ready(obj: Any) -> bool:
 def image() -> str:
     registry = os.environ.get("RENKU_E2E_IMAGE_REGISTRY")
     if not registry:
-        pytest.skip("set RENKU_E2E_IMAGE_REGISTRY to a registry with tests/cluster/images.sh's images")
+        pytest.skip(
+            "set RENKU_E2E_IMAGE_REGISTRY to a registry with tests/cluster/images.sh's images"
+        )
     return f"{registry}/renku-e2e/python:3.11"
 
 
@@ -121,7 +123,8 @@ async def probe(
     done = await wait_for_async(
         cluster, POD, namespace, name, _phase("Succeeded", "Failed"), timeout=WAIT, what="done"
     )
-    assert done is not None and done["status"]["phase"] == "Succeeded", done
+    assert done is not None
+    assert done["status"]["phase"] == "Succeeded", done
     log = str(client.CoreV1Api(cluster.api).read_namespaced_pod_log(name, namespace))
     return [line.split() for line in log.splitlines() if line.strip()]
 

@@ -28,7 +28,9 @@ MARGIN = 180.0
 def registry() -> str:
     found = os.environ.get("RENKU_E2E_IMAGE_REGISTRY")
     if not found:
-        pytest.skip("set RENKU_E2E_IMAGE_REGISTRY to a registry with tests/cluster/images.sh's images")
+        pytest.skip(
+            "set RENKU_E2E_IMAGE_REGISTRY to a registry with tests/cluster/images.sh's images"
+        )
     return found
 
 
