@@ -20,8 +20,30 @@ stop() { # name: SIGTERM, then SIGKILL after 15 s; only the pid we recorded
 }
 
 stop kube-router
-[[ -x "$(bin kube-router)" ]] && "$(bin kube-router)" --cleanup-config >/dev/null 2>&1 || true
+# kube-router's own --cleanup-config leaves its filter rules (v2.1.0, iptables-nft) and then
+# crashes in its IPVS part; the kubelet leaves KUBE-FIREWALL and its canaries. Remove the jumps
+# to those chains, then the chains (only KUBE-* names: nothing else on the host is touched).
+OURS='^KUBE-(ROUTER|POD-FW|NWPLCY|SRC|DST|FIREWALL|KUBELET-CANARY|IPTABLES-HINT)'
+cleanup_kube_chains() {
+  local table chain rule set
+  for table in filter nat mangle; do
+    for chain in INPUT FORWARD OUTPUT PREROUTING POSTROUTING; do
+      iptables -t "$table" -S "$chain" 2>/dev/null | awk -v re="$OURS" '$0 ~ "-j " && $NF ~ re' |
+        sed 's/^-A //' | while read -r rule; do eval "iptables -t $table -D $rule" || true; done
+    done
+    for chain in $(iptables -t "$table" -S | awk -v re="$OURS" '$1 == "-N" && $2 ~ re { print $2 }'); do
+      iptables -t "$table" -F "$chain" || true
+    done
+    for chain in $(iptables -t "$table" -S | awk -v re="$OURS" '$1 == "-N" && $2 ~ re { print $2 }'); do
+      iptables -t "$table" -X "$chain" || true
+    done
+  done
+  for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router)' || true); do
+    ipset destroy "$set" 2>/dev/null || true
+  done
+}
 stop kubelet
+cleanup_kube_chains
 
 # The pods' containers: their netns paths first (from the sandboxes' specs), then kill and
 # delete through our containerd (never another containerd on the machine).
