@@ -22,6 +22,9 @@ WORK = "/home/renku/work"
 PORT = 8888
 TIMEOUT = 90  # spec.smokeTest.timeoutSeconds; a pull from the local registry takes seconds
 MARGIN = 180.0
+# After a failure the operator lowers the kept pod's activeDeadlineSeconds to 1: the kubelet
+# stops its containers and the pod ends Failed (DeadlineExceeded), its logs kept.
+STOP_BOUND = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +99,17 @@ async def test_a_failing_image_gets_its_verdict_and_never_reaches_renku(
     assert (synced["status"], synced["reason"]) == ("False", "NotPublished"), synced
     assert "renkuId" not in failed["status"]
     assert renku.named(display) == []
+    stopped = await wait_for_async(
+        cluster,
+        POD,
+        namespace,
+        smoke["podName"],
+        lambda pod: pod is None or (pod.get("status") or {}).get("phase") == "Failed",
+        timeout=STOP_BOUND,
+        what="the failed smoke pod stopped by the kubelet",
+    )
+    assert stopped is not None, "the failed pod is kept for `kubectl logs`"
+    assert stopped["status"].get("reason") == "DeadlineExceeded", stopped["status"]
 
 
 @pytest.mark.timeout(TIMEOUT + 2 * MARGIN)
