@@ -29,12 +29,13 @@ cleanup_kube_chains() {
   for table in filter nat mangle; do
     for chain in INPUT FORWARD OUTPUT PREROUTING POSTROUTING; do
       iptables -t "$table" -S "$chain" 2>/dev/null | awk -v re="$OURS" '$0 ~ "-j " && $NF ~ re' |
-        sed 's/^-A //' | while read -r rule; do eval "iptables -t $table -D $rule" || true; done
+        sed 's/^-A //' | while read -r rule; do eval "iptables -t $table -D $rule" || true; done ||
+        true # a table without this chain
     done
-    for chain in $(iptables -t "$table" -S | awk -v re="$OURS" '$1 == "-N" && $2 ~ re { print $2 }'); do
+    for chain in $(iptables -t "$table" -S 2>/dev/null | awk -v re="$OURS" '$1 == "-N" && $2 ~ re { print $2 }'); do
       iptables -t "$table" -F "$chain" || true
     done
-    for chain in $(iptables -t "$table" -S | awk -v re="$OURS" '$1 == "-N" && $2 ~ re { print $2 }'); do
+    for chain in $(iptables -t "$table" -S 2>/dev/null | awk -v re="$OURS" '$1 == "-N" && $2 ~ re { print $2 }'); do
       iptables -t "$table" -X "$chain" || true
     done
   done
