@@ -77,7 +77,10 @@ class Helm:
 
     def releases(self) -> set[str]:
         """Names of the releases in the namespace."""
-        listed = json.loads(self("list", "--all", "--output", "json") or "[]")
+        # Every state a release can be left in; Helm 4 has no --all (it lists all by default),
+        # Helm 3 lists only deployed and failed ones without it: these filters mean the same to both.
+        states = ["--deployed", "--failed", "--pending", "--superseded", "--uninstalling"]
+        listed = json.loads(self("list", *states, "--output", "json") or "[]")
         return {str(item["name"]) for item in listed}
 
     @contextmanager

@@ -104,9 +104,20 @@ def test_the_api_server_accepts_valid_manifests(
     assert cluster.get(GENV, namespace, document["metadata"]["name"]) is None  # dry run only
 
 
-@pytest.mark.parametrize(("case", "same_words"), _invalid_params())
+def cel_messages(location: str) -> list[str]:
+    """The messages of the CRD's CEL rules at a corpus location ("(root)", "spec.image")."""
+    node = _load(CRD_PATH)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for part in [] if location == "(root)" else location.split("."):
+        node = node["properties"][part]
+    rules = node.get("x-kubernetes-validations", []) + node.get("items", {}).get(
+        "x-kubernetes-validations", []
+    )
+    return [rule["message"] for rule in rules]
+
+
+@pytest.mark.parametrize(("case", "cel_or_bounds"), _invalid_params())
 def test_the_api_server_rejects_invalid_manifests(
-    cluster: Cluster, namespace: str, case: Any, same_words: bool
+    cluster: Cluster, namespace: str, case: Any, cel_or_bounds: bool
 ) -> None:
     document = in_namespace(case.document(), namespace)
 
@@ -117,7 +128,14 @@ def test_the_api_server_rejects_invalid_manifests(
     assert caught.value.status == 422, message
     for expect in case.expects:
         assert expect.field in message, f"{expect.field} not named in: {message}"
-        if same_words:
+    # A CEL-decided case is refused by the CRD's own rule, in that rule's words (the corpus'
+    # words are `validate`'s, which names finer causes, e.g. a URL scheme in an image).
+    for location in case.cel:
+        declared = cel_messages(location)
+        assert declared, f"the CRD has no CEL rule at {location}"
+        assert any(rule in message for rule in declared), f"none of {declared} in: {message}"
+    if cel_or_bounds and not case.cel:
+        for expect in case.expects:  # numeric bounds: both say "less than or equal to N"
             assert expect.substring in message, f"{expect.substring!r} not in: {message}"
 
 

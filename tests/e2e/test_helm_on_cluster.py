@@ -129,7 +129,10 @@ async def test_the_chart_installs_the_crds_and_keeps_them_on_uninstall(
     # kopf's peering CRDs (crds/) too, unless another kopf operator installed them: Helm never
     # deletes them, so this test does, and must not remove someone else's.
     peering = not any(cluster.get(CRD, None, name) for name in PEERING_CRDS)
-    values = chart_values(namespace, credentials, crds={"install": True, "keep": True})
+    # The peering CRDs come with HA only (the kopf-peering subchart's crds/).
+    values = chart_values(
+        namespace, credentials, crds={"install": True, "keep": True}, ha={"enabled": True}
+    )
     try:
         with helm.installed(release, values, skip_crds=not peering):
             manifest = helm.manifest(release)

@@ -424,7 +424,10 @@ def test_ci_runs_the_readme_commands_then_builds_and_runs_the_image() -> None:
     for variable in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF"):
         assert f"export {variable}=$ROOT/.ci/containers/" in script
     assert "--build-arg PYTHON_IMAGE=" in script
-    assert "podman image exists" in script, "an earlier run's base image is reused"
+    # The base image step is shared with the e2e cluster's test images (tests/cluster/images.sh).
+    assert "bash .ci/base-image.sh" in script
+    base = (ROOT / ".ci" / "base-image.sh").read_text()
+    assert "podman image exists" in base, "an earlier run's base image is reused"
     conf = (ROOT / ".ci" / "containers" / "containers.conf").read_text()
     assert 'runtime = "runc"' in conf
     assert "nofile=" in conf

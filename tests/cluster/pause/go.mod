@@ -1,0 +1,3 @@
+module renku-env-operator/tests/cluster/pause
+
+go 1.26.0
