@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import pytest
+
 from renku_env_operator.api.status import GlobalEnvironmentStatus
 from renku_env_operator.clients.claims import ClaimsClient
 from renku_env_operator.clients.renku_errors import RenkuUnavailableError
 from renku_env_operator.config import Settings
 from renku_env_operator.services.claims_gc import ClaimCollector
-from renku_env_operator.services.ownership import Ownership
+from renku_env_operator.services.ownership import Ownership, OwnershipConflictError
 from renku_env_operator.services.publishing import Publisher
 from renku_env_operator.services.renku_sync import RenkuSnapshot, RenkuSync
 from renku_env_operator.services.work import ObjectRef
@@ -26,6 +28,7 @@ from tests.unit.test_ownership import IMAGE, LOST, spec, writes
 
 REF = ObjectRef(namespace=NAMESPACE, name="python", uid="uid-1", generation=1)
 AGAIN = ObjectRef(namespace=NAMESPACE, name="python", uid="uid-9", generation=1)
+OTHER_GONE = ObjectRef(namespace=NAMESPACE, name="other", uid="uid-2", generation=1)
 UNTRUSTED = ObjectRef(namespace="team-a", name="python", uid="uid-3", generation=1)
 
 
@@ -299,3 +302,28 @@ async def test_a_takeover_that_lost_the_race_to_a_hand_over_still_owns_the_claim
     assert taken.owner is not None
     assert taken.owner.uid == AGAIN.uid
     assert [c.renku_id for c in await ownership.inherit(AGAIN)] == [renku_id]
+
+
+async def test_a_claim_lost_to_a_race_does_not_stop_the_pass(
+    renku: MemoryRenku, claims: ClaimsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another object takes an id between the look-up and the claim: that claim is counted as
+    failed and looked at again next time; the other gone objects are still collected."""
+    publisher = publisher_for(renku, claims)
+    first = await published(publisher)
+    second = await published(publisher, OTHER_GONE)
+    reads, posted = Reads(), Posted()
+    gc = collector(publisher_for(renku, claims), reads, posted)
+    real = gc._one
+    raced: list[str] = []
+
+    async def one(raw: dict[str, Any], owner: Any) -> Any:
+        if not raced:
+            raced.append(raw["metadata"]["name"])
+            raise OwnershipConflictError(first, None)
+        return await real(raw, owner)
+
+    monkeypatch.setattr(gc, "_one", one)
+    assert await gc.collect() == {"failed": 1, "archived": 1}
+    archived = [i for i in (first, second) if renku.envs[i].get("is_archived")]
+    assert len(archived) == 1

@@ -17,7 +17,9 @@ _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@\s]+@")
 # Query (or fragment) parameters whose value is a credential: tokens, passwords, secrets,
 # signatures (S3 and GCS pre-signed URLs, Azure SAS `sig`), API keys, OAuth codes.
 _NAMES = (
-    r"[\w.-]*(?:token|secret|passw(?:or)?d|pwd|signature|credential|api[_-]?key|auth)[\w.-]*"
+    # Bounded repeats: unbounded ones backtrack quadratically on long runs of name characters.
+    r"[\w.-]{0,64}(?:token|secret|passw(?:or)?d|pwd|signature|credential|api[_-]?key|auth)"
+    r"[\w.-]{0,64}"
     r"|sig|key|code|session|jwt"
 )
 _PARAMETER = re.compile(

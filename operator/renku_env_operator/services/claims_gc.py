@@ -132,7 +132,7 @@ class ClaimCollector:
                     continue
                 try:
                     outcome = await self._one(raw, owner)
-                except (KubeError, ClaimError) as exc:  # looked at again next time
+                except (KubeError, ClaimError, OwnershipConflictError) as exc:  # next time
                     log.warning("claim %s not collected: %s", _name(raw), exc)
                     outcome = "failed"
                 if outcome is not None:
