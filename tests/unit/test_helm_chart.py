@@ -941,6 +941,43 @@ def test_operator_network_policy_without_metrics_refuses_all_ingress() -> None:
     assert spec["ingress"] == []
 
 
+def cilium_policies(values: dict[str, Any]) -> list[dict[str, Any]]:
+    options = ["--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+    result = helm("template", RELEASE, str(CHART), *options, values=values)
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    return [d for d in docs if d["kind"] == "CiliumNetworkPolicy"]
+
+
+def test_on_cilium_the_api_server_is_allowed_by_entity_not_by_address() -> None:
+    """ipBlocks never match the API server on Cilium: without these the operator could not
+    reach it, and the session-URL check could not reach smoke pods."""
+    assert cilium_policies({}) == []  # not on other clusters (no such CRD there)
+
+    found = cilium_policies({"networkPolicy": {"cilium": {"enabled": True}}})
+
+    by_name = {d["metadata"]["name"]: d for d in found}
+    operator = by_name[f"{RELEASE}-renku-env-operator-apiserver"]
+    assert operator["metadata"]["namespace"] == NAMESPACE
+    assert operator["spec"]["egress"] == [{"toEntities": ["kube-apiserver"]}]
+    assert operator["spec"]["endpointSelector"]["matchLabels"]  # the operator's pods only
+    smoke = by_name[f"{RELEASE}-renku-env-operator-smoke-apiserver"]
+    assert smoke["metadata"]["namespace"] == SMOKE
+    assert smoke["spec"]["ingress"] == [{"fromEntities": ["kube-apiserver"]}]
+    assert "egress" not in smoke["spec"]  # smoke pods still reach nothing
+
+    wider = {"networkPolicy": {"cilium": {"enabled": True, "apiServerEntities": ["host"]}}}
+    assert {d["metadata"]["name"] for d in cilium_policies(wider)} == set(by_name)
+    refused = helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        values={"networkPolicy": {"cilium": {"apiServerEntities": ["pods"]}}},
+    )
+    assert refused.returncode != 0
+    assert "apiServerEntities" in refused.stderr
+
+
 def test_operator_network_policy_can_be_switched_off() -> None:
     assert operator_policy("smoke-fences-off") is not None  # only the smoke fences are off
     result = helm(
