@@ -8,6 +8,7 @@ else the loopback test double) with clean-up of what the test made, and the oper
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -59,6 +60,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def e2e_options(pytestconfig: pytest.Config) -> E2EOptions:
     return pytestconfig.stash[OPTIONS]
+
+
+@pytest.fixture(scope="session")
+def image_registry() -> str:
+    """The registry with tests/cluster/images.sh's test images (`make e2e` sets it)."""
+    found = os.environ.get("RENKU_E2E_IMAGE_REGISTRY")
+    if not found:
+        pytest.skip(
+            "set RENKU_E2E_IMAGE_REGISTRY to a registry with tests/cluster/images.sh's images"
+        )
+    return found
 
 
 @pytest.fixture(scope="session")

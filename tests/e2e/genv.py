@@ -90,3 +90,30 @@ def checks(obj: Obj) -> dict[str, tuple[str, str]]:
     """The smoke test's checks: name -> (result, message)."""
     smoke = (obj.get("status") or {}).get("smokeTest") or {}
     return {c["name"]: (c["result"], c.get("message", "")) for c in smoke.get("checks") or []}
+
+
+SESSION_PORT = 8888
+SESSION_WORK = "/home/renku/work"
+
+
+def smoke_session(
+    image: str, display: str, timeout: int, *, command: list[str] | None = None
+) -> dict[str, Any]:
+    """A session spec on port 8888 serving /home/renku/work at "/" (Renku's proxy strips the
+    session's base path), smoke-tested within `timeout` seconds; `command`: the image's own
+    when None."""
+    spec: dict[str, Any] = {
+        "name": display,
+        "image": image,
+        "port": SESSION_PORT,
+        "uid": 1000,
+        "gid": 1000,
+        "workingDirectory": SESSION_WORK,
+        "mountDirectory": SESSION_WORK,
+        "defaultUrl": "/",
+        "stripPathPrefix": True,
+        "smokeTest": {"timeoutSeconds": timeout, "stableSeconds": 5},
+    }
+    if command is not None:
+        spec["command"] = command
+    return spec

@@ -12,7 +12,6 @@ unprotected"). So the probe tries for ROUNDS seconds and the fence is judged by 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,13 +89,8 @@ def _ready(obj: Any) -> bool:
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
-    registry = os.environ.get("RENKU_E2E_IMAGE_REGISTRY")
-    if not registry:
-        pytest.skip(
-            "set RENKU_E2E_IMAGE_REGISTRY to a registry with tests/cluster/images.sh's images"
-        )
-    return f"{registry}/renku-e2e/python:3.11"
+def image(image_registry: str) -> str:
+    return f"{image_registry}/renku-e2e/python:3.11"
 
 
 @pytest.fixture(scope="module")

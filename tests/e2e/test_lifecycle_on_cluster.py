@@ -12,9 +12,9 @@ import pytest
 
 from renku_env_operator.config import Settings
 from tests.e2e.cluster import EVENT, GENV, Cluster
-from tests.e2e.genv import FINALIZER, RENKU_IMAGE, condition, genv, gone, has_condition, synced_at
+from tests.e2e.genv import FINALIZER, RENKU_IMAGE, condition, genv, gone, synced_at
 from tests.e2e.renku_api import RenkuApi
-from tests.e2e.watching import wait_for_async, watch_until_async
+from tests.e2e.watching import until_ready, wait_for_async, watch_until_async
 
 # Renku and the API server answer within seconds; the margin is for slow CI clusters.
 STEP_TIMEOUT = 120.0
@@ -55,17 +55,7 @@ async def test_create_update_and_delete_reach_renku(
     )
 
     cluster.create(manifest)
-    ready = await wait_for_async(
-        cluster,
-        GENV,
-        namespace,
-        name,
-        has_condition("Ready", "True"),
-        timeout=STEP_TIMEOUT,
-        what="Ready",
-    )
-
-    assert ready is not None
+    ready = await until_ready(cluster, namespace, name, timeout=STEP_TIMEOUT, what="Ready")
     assert ready["metadata"]["finalizers"] == [FINALIZER]
     # Synced may already be InSync (a later check): the Created Event below shows the create.
     expected = {

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from renku_env_operator.config import Settings
-from tests.e2e.cluster import GENV, POD, Cluster
-from tests.e2e.genv import checks, condition, genv, gone, has_condition
+from tests.e2e.cluster import POD, Cluster
+from tests.e2e.genv import SESSION_PORT, SESSION_WORK, checks, condition, genv, gone, smoke_session
 from tests.e2e.options import E2EOptions
 from tests.e2e.renku_api import RenkuApi
-from tests.e2e.watching import wait_for_async
+from tests.e2e.watching import until_ready, until_smoke_failed, wait_for_async
 
-WORK = "/home/renku/work"
-PORT = 8888
+WORK = SESSION_WORK
+PORT = SESSION_PORT
 PASSING_TIMEOUT = 300  # spec.smokeTest.timeoutSeconds: a cold node pulls the image first
 # Pull included: 60s would do on a warm node, a cold one may need half of it for the pull.
 NEVER_READY_TIMEOUT = 90
@@ -28,20 +28,8 @@ MARGIN = 180.0  # on top of the smoke test's own timeout: scheduling, the probe 
 
 def http_server_spec(image: str, display: str, bind: str, timeout: int) -> dict[str, Any]:
     """A session that serves its working directory on `bind`:8888."""
-    return {
-        "name": display,
-        "image": image,
-        "command": ["python", "-m", "http.server", str(PORT), "--bind", bind],
-        "port": PORT,
-        "uid": 1000,
-        "gid": 1000,
-        "workingDirectory": WORK,
-        "mountDirectory": WORK,
-        "defaultUrl": "/",
-        # Renku's proxy would strip the session's base path: the server is asked for "/".
-        "stripPathPrefix": True,
-        "smokeTest": {"timeoutSeconds": timeout, "stableSeconds": 5},
-    }
+    command = ["python", "-m", "http.server", str(PORT), "--bind", bind]
+    return smoke_session(image, display, timeout, command=command)
 
 
 @pytest.mark.timeout(PASSING_TIMEOUT + 2 * MARGIN)
@@ -56,17 +44,13 @@ async def test_a_working_image_passes_and_is_published(
     spec = http_server_spec(e2e_options.smoke_image, display, "0.0.0.0", PASSING_TIMEOUT)
     cluster.create(genv(name, namespace, **spec))
 
-    ready = await wait_for_async(
+    ready = await until_ready(
         cluster,
-        GENV,
         namespace,
         name,
-        has_condition("Ready", "True"),
         timeout=PASSING_TIMEOUT + MARGIN,
         what="Ready after its smoke test",
     )
-
-    assert ready is not None
     tested = condition(ready, "SmokeTested")
     assert tested is not None
     assert (tested["status"], tested["reason"]) == ("True", "Passed"), tested
@@ -102,19 +86,9 @@ async def test_a_server_on_localhost_fails_and_never_reaches_renku(
     spec = http_server_spec(e2e_options.smoke_image, display, "127.0.0.1", NEVER_READY_TIMEOUT)
     cluster.create(genv(name, namespace, **spec))
 
-    failed = await wait_for_async(
-        cluster,
-        GENV,
-        namespace,
-        name,
-        lambda obj: (
-            has_condition("SmokeTested", "False")(obj) and has_condition("Synced", "False")(obj)
-        ),
-        timeout=NEVER_READY_TIMEOUT + MARGIN,
-        what="SmokeTested and Synced False",
+    failed = await until_smoke_failed(
+        cluster, namespace, name, timeout=NEVER_READY_TIMEOUT + MARGIN
     )
-
-    assert failed is not None
     smoke = failed["status"]["smokeTest"]
     assert (smoke["result"], smoke["reason"]) == ("Failed", "NeverReady"), smoke
     assert f"0.0.0.0:{PORT}" in smoke["message"]

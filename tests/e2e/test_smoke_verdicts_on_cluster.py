@@ -7,19 +7,18 @@ directory. RENKU_E2E_IMAGE_REGISTRY names the registry with those images (`make 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 
 from renku_env_operator.config import Settings
-from tests.e2e.cluster import GENV, POD, Cluster
-from tests.e2e.genv import checks, condition, genv, gone, has_condition
+from tests.e2e.cluster import POD, Cluster
+from tests.e2e.genv import SESSION_PORT, SESSION_WORK, checks, condition, genv, gone, smoke_session
 from tests.e2e.renku_api import RenkuApi
-from tests.e2e.watching import wait_for_async
+from tests.e2e.watching import until_ready, until_smoke_failed, wait_for_async
 
-WORK = "/home/renku/work"
-PORT = 8888
+WORK = SESSION_WORK
+PORT = SESSION_PORT
 TIMEOUT = 90  # spec.smokeTest.timeoutSeconds; a pull from the local registry takes seconds
 MARGIN = 180.0
 # After a failure the operator lowers the kept pod's activeDeadlineSeconds to 1: the kubelet
@@ -27,30 +26,9 @@ MARGIN = 180.0
 STOP_BOUND = 60.0
 
 
-@pytest.fixture(scope="module")
-def registry() -> str:
-    found = os.environ.get("RENKU_E2E_IMAGE_REGISTRY")
-    if not found:
-        pytest.skip(
-            "set RENKU_E2E_IMAGE_REGISTRY to a registry with tests/cluster/images.sh's images"
-        )
-    return found
-
-
 def session_spec(image: str, display: str) -> dict[str, Any]:
     """A session that runs its image's own command (the images differ only in that)."""
-    return {
-        "name": display,
-        "image": image,
-        "port": PORT,
-        "uid": 1000,
-        "gid": 1000,
-        "workingDirectory": WORK,
-        "mountDirectory": WORK,
-        "defaultUrl": "/",
-        "stripPathPrefix": True,
-        "smokeTest": {"timeoutSeconds": TIMEOUT, "stableSeconds": 5},
-    }
+    return smoke_session(image, display, TIMEOUT)
 
 
 @pytest.mark.timeout(TIMEOUT + 2 * MARGIN)
@@ -68,28 +46,16 @@ async def test_a_failing_image_gets_its_verdict_and_never_reaches_renku(
     namespace: str,
     renku: RenkuApi,
     operator: Settings,
-    registry: str,
+    image_registry: str,
     image: str,
     reason: str,
     check: str | None,
 ) -> None:
     name = f"verdict-{reason.lower()}"
     display = renku.name_for(f"verdict {reason}")
-    cluster.create(genv(name, namespace, **session_spec(f"{registry}/{image}", display)))
+    cluster.create(genv(name, namespace, **session_spec(f"{image_registry}/{image}", display)))
 
-    failed = await wait_for_async(
-        cluster,
-        GENV,
-        namespace,
-        name,
-        lambda obj: (
-            has_condition("SmokeTested", "False")(obj) and has_condition("Synced", "False")(obj)
-        ),
-        timeout=TIMEOUT + MARGIN,
-        what="SmokeTested and Synced False",
-    )
-
-    assert failed is not None
+    failed = await until_smoke_failed(cluster, namespace, name, timeout=TIMEOUT + MARGIN)
     smoke = failed["status"]["smokeTest"]
     assert (smoke["result"], smoke["reason"]) == ("Failed", reason), smoke
     if check is not None:
@@ -114,23 +80,15 @@ async def test_a_failing_image_gets_its_verdict_and_never_reaches_renku(
 
 @pytest.mark.timeout(TIMEOUT + 2 * MARGIN)
 async def test_files_the_image_ships_under_the_mount_are_a_warning_not_a_failure(
-    cluster: Cluster, namespace: str, renku: RenkuApi, operator: Settings, registry: str
+    cluster: Cluster, namespace: str, renku: RenkuApi, operator: Settings, image_registry: str
 ) -> None:
     name, display = "verdict-hidden-files", renku.name_for("verdict hidden files")
-    image = f"{registry}/renku-e2e/hidden-files:1.0.0"
+    image = f"{image_registry}/renku-e2e/hidden-files:1.0.0"
     cluster.create(genv(name, namespace, **session_spec(image, display)))
 
-    ready = await wait_for_async(
-        cluster,
-        GENV,
-        namespace,
-        name,
-        has_condition("Ready", "True"),
-        timeout=TIMEOUT + MARGIN,
-        what="Ready after its smoke test",
+    ready = await until_ready(
+        cluster, namespace, name, timeout=TIMEOUT + MARGIN, what="Ready after its smoke test"
     )
-
-    assert ready is not None
     found = checks(ready)
     result, message = found.get("HiddenFiles", ("missing", ""))
     assert result == "Warning", found

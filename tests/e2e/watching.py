@@ -17,7 +17,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.cluster import REQUEST_TIMEOUT, Cluster, Obj, Ref, plain
+from tests.e2e.cluster import GENV, REQUEST_TIMEOUT, Cluster, Obj, Ref, plain
+from tests.e2e.genv import has_condition
 
 Check = Callable[[Mapping[str, Obj]], bool]
 """A condition on the matching objects, by name."""
@@ -155,3 +156,27 @@ async def watch_until_async(
         field_selector=field_selector,
         label_selector=label_selector,
     )
+
+
+async def until_ready(
+    cluster: Cluster, namespace: str, name: str, *, timeout: float, what: str = "Ready"
+) -> Obj:
+    """The GlobalEnvironment once its Ready condition is True."""
+    found = await wait_for_async(
+        cluster, GENV, namespace, name, has_condition("Ready", "True"), timeout=timeout, what=what
+    )
+    assert found is not None
+    return found
+
+
+async def until_smoke_failed(cluster: Cluster, namespace: str, name: str, *, timeout: float) -> Obj:
+    """The GlobalEnvironment once its smoke test failed and nothing was published."""
+
+    def failed(obj: Obj | None) -> bool:
+        return has_condition("SmokeTested", "False")(obj) and has_condition("Synced", "False")(obj)
+
+    found = await wait_for_async(
+        cluster, GENV, namespace, name, failed, timeout=timeout, what="SmokeTested and Synced False"
+    )
+    assert found is not None
+    return found

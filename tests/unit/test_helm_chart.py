@@ -392,17 +392,16 @@ def test_nothing_in_the_chart_lets_anyone_else_write_claims(name: str) -> None:
                 assert role["metadata"]["namespace"] == NAMESPACE
 
 
-def test_rbac_create_false_renders_no_rbac() -> None:
-    result = helm(
-        "template",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        values={"rbac": {"create": False}},
-    )
+def templated(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifests `helm template` renders with `values` (over BASE)."""
+    options = ["--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+    result = helm("template", RELEASE, str(CHART), *options, values=values)
     assert result.returncode == 0, result.stderr
-    kinds = {d["kind"] for d in yaml.safe_load_all(result.stdout) if d}
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def test_rbac_create_false_renders_no_rbac() -> None:
+    kinds = {d["kind"] for d in templated({"rbac": {"create": False}})}
     assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 
 
@@ -942,11 +941,7 @@ def test_operator_network_policy_without_metrics_refuses_all_ingress() -> None:
 
 
 def cilium_policies(values: dict[str, Any]) -> list[dict[str, Any]]:
-    options = ["--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
-    result = helm("template", RELEASE, str(CHART), *options, values=values)
-    assert result.returncode == 0, result.stderr
-    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    return [d for d in docs if d["kind"] == "CiliumNetworkPolicy"]
+    return [d for d in templated(values) if d["kind"] == "CiliumNetworkPolicy"]
 
 
 def test_on_cilium_the_api_server_is_allowed_by_entity_not_by_address() -> None:
@@ -980,19 +975,10 @@ def test_on_cilium_the_api_server_is_allowed_by_entity_not_by_address() -> None:
 
 def test_operator_network_policy_can_be_switched_off() -> None:
     assert operator_policy("smoke-fences-off") is not None  # only the smoke fences are off
-    result = helm(
-        "template",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        values={"networkPolicy": {"enabled": False}},
-    )
-    assert result.returncode == 0, result.stderr
     namespaces = [
         d["metadata"]["namespace"]
-        for d in yaml.safe_load_all(result.stdout)
-        if d and d["kind"] == "NetworkPolicy"
+        for d in templated({"networkPolicy": {"enabled": False}})
+        if d["kind"] == "NetworkPolicy"
     ]
     assert namespaces == [SMOKE]
 
