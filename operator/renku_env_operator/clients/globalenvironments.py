@@ -66,7 +66,10 @@ class GlobalEnvironmentReader:
         try:
             return await self._kube.request("GET", path)
         except KubeError as exc:
-            if exc.status == 404:
+            # Only the API server's "this object is not found" means gone: a 404 for the
+            # resource itself (a CRD version not served, a proxy's page) must never let the
+            # claims' collection retire what may still exist.
+            if exc.status == 404 and exc.reason == "NotFound" and f'"{name}" not found' in str(exc):
                 return None
             raise
 
