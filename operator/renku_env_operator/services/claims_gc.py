@@ -29,7 +29,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from .. import metrics
 from ..api import claim as api
@@ -39,6 +39,7 @@ from ..clients.claims import ClaimConflictError, ClaimError
 from ..clients.kube import KubeError
 from ..clients.renku_errors import RenkuError, RenkuNotFoundError
 from ..config import Settings
+from ..domain import conditions as cond
 from .ownership import (
     Attempt,
     IdClaim,
@@ -47,7 +48,7 @@ from .ownership import (
     id_claim_of,
     parse_time,
 )
-from .publishing import effective_policy
+from .publishing import effective_policy, taken_over_message
 from .renku_sync import AmbiguousRecoveryError, RenkuSync
 from .work import ObjectRef
 
@@ -56,10 +57,18 @@ log = logging.getLogger(__name__)
 Outcome = Literal[
     "archived", "deleted", "released", "taken_over", "attempt_cleared", "recovered", "failed"
 ]
-EventPoster = Callable[
-    [Mapping[str, Any], Literal["Normal", "Warning"], str, str], Awaitable[object]
-]
+EventType = Literal["Normal", "Warning"]
+EventPoster = Callable[[Mapping[str, Any], EventType, str, str], Awaitable[object]]
 """Posts an Event about an object (body, type, reason, message): outside kopf's handlers."""
+
+
+class _Told(NamedTuple):
+    """An Event to post once the claim's outcome is counted."""
+
+    body: Mapping[str, Any]
+    type: EventType
+    reason: str
+    message: str
 
 
 class ObjectsReader(Protocol):
@@ -86,31 +95,19 @@ class ClaimCollector:
         self._reader = reader
         self._post = post_event
         self._wake = wake
-        self._told: list[tuple[Mapping[str, Any], Literal["Normal", "Warning"], str, str]] = []
+        self._told: list[_Told] = []
 
-    def _tell(
-        self,
-        body: Mapping[str, Any],
-        type_: Literal["Normal", "Warning"],
-        reason: str,
-        message: str,
-    ) -> None:
+    def _tell(self, body: Mapping[str, Any], type_: EventType, reason: str, message: str) -> None:
         """An Event, posted once the outcome is counted."""
-        self._told.append((body, type_, reason, message))
+        self._told.append(_Told(body, type_, reason, message))
 
-    async def _event(
-        self,
-        body: Mapping[str, Any],
-        type_: Literal["Normal", "Warning"],
-        reason: str,
-        message: str,
-    ) -> None:
+    async def _event(self, told: _Told) -> None:
         """An Event that cannot be posted is logged: what was done is done (and counted)."""
-        log.info("%s %s: %s", type_, reason, message)
+        log.info("%s %s: %s", told.type, told.reason, told.message)
         try:
-            await self._post(body, type_, reason, message)
+            await self._post(*told)
         except KubeError as exc:
-            log.warning("event %s not posted: %s", reason, exc)
+            log.warning("event %s not posted: %s", told.reason, exc)
 
     async def collect(self) -> Counter[str]:
         """One pass over every claim; returns what was done (also counted in the metric)."""
@@ -140,7 +137,7 @@ class ClaimCollector:
                     metrics.CLAIMS_COLLECTED.labels(outcome).inc()
                 told, self._told = self._told, []
                 for event in told:
-                    await self._event(*event)
+                    await self._event(event)
         return done
 
     async def _one(self, raw: dict[str, Any], owner: ClaimOwner) -> Outcome | None:
@@ -178,15 +175,7 @@ class ClaimCollector:
         taken = await self.ownership.take_over(ref, held, live_uid=live_uid)
         if taken is None or taken.taken_from is None:
             return None  # changed meanwhile: looked at again next time
-        old = taken.taken_from
-        self._tell(
-            live,
-            "Normal",
-            "ClaimTakenOver",
-            f"Renku environment {taken.renku_id} was owned by an earlier GlobalEnvironment "
-            f"{old.namespace}/{old.name} (uid {old.uid}), deleted without its clean-up: this "
-            "object owns it now.",
-        )
+        self._tell(live, "Normal", "ClaimTakenOver", taken_over_message(taken, taken.taken_from))
         self._wake(live_uid)
         return "taken_over"
 
@@ -206,7 +195,7 @@ class ClaimCollector:
         if held.collecting is None:
             try:
                 marked = await self.claims.update(
-                    name, {"collecting": _now()}, held.resource_version
+                    name, {"collecting": cond.now()}, held.resource_version
                 )
             except ClaimConflictError:
                 return None  # changed meanwhile (taken over, marked by another replica)
@@ -216,7 +205,7 @@ class ClaimCollector:
             effective_policy(self.settings, owner.namespace, recorded) if recorded else "Orphan"
         )
         gone = _ref(owner)
-        what = f"GlobalEnvironment {owner.namespace}/{owner.name} (uid {owner.uid})"
+        what = _described(owner)
         try:
             if policy == "Orphan":
                 outcome: Outcome = "released"
@@ -259,7 +248,7 @@ class ClaimCollector:
     ) -> Outcome | None:
         if datetime.now(UTC) < self.sync.window_end(attempt):
             return None  # may still be on its way to Renku
-        what = f"GlobalEnvironment {owner.namespace}/{owner.name} (uid {owner.uid})"
+        what = _described(owner)
         try:
             found = await self.sync.candidates(attempt)
         except RenkuError as exc:
@@ -292,8 +281,8 @@ class ClaimCollector:
         return outcome
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _described(owner: ClaimOwner) -> str:
+    return f"GlobalEnvironment {owner.namespace}/{owner.name} (uid {owner.uid})"
 
 
 def _name(raw: Mapping[str, Any]) -> str:

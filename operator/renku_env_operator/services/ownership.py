@@ -337,13 +337,7 @@ class Ownership:
         self, ref: ObjectRef, current: IdClaim, published: PublishedStatus
     ) -> IdClaim:
         # The whole spec is written: the recorded deletion policy is kept.
-        spec = GlobalEnvironmentClaimSpec(
-            owner=_owner(ref),
-            renku_id=current.renku_id,
-            last_known_good=published,
-            deletion_policy=current.policy,
-        )
-        return await self._rewrite(ref, current, spec)
+        return await self._rewrite(ref, current, published, current.policy)
 
     async def record_policy(
         self, ref: ObjectRef, current: IdClaim, policy: DeletionPolicy
@@ -351,17 +345,22 @@ class Ownership:
         """Record what a clean-up without the owner does (only when it changed)."""
         if current.policy == policy:
             return current
+        return await self._rewrite(ref, current, current.last_known_good, policy)
+
+    async def _rewrite(
+        self,
+        ref: ObjectRef,
+        current: IdClaim,
+        last_known_good: PublishedStatus | None,
+        policy: DeletionPolicy | None,
+    ) -> IdClaim:
+        """The whole claim of `current` rewritten for `ref` (if still at its version)."""
         spec = GlobalEnvironmentClaimSpec(
             owner=_owner(ref),
             renku_id=current.renku_id,
-            last_known_good=current.last_known_good,
+            last_known_good=last_known_good,
             deletion_policy=policy,
         )
-        return await self._rewrite(ref, current, spec)
-
-    async def _rewrite(
-        self, ref: ObjectRef, current: IdClaim, spec: GlobalEnvironmentClaimSpec
-    ) -> IdClaim:
         name = api.id_claim_name(current.renku_id)
         try:
             raw = await self.claims.update(name, _dump(spec, nulls=True), current.resource_version)

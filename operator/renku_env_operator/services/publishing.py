@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..api.claim import ClaimOwner
 from ..api.spec import DeletionPolicy, GlobalEnvironmentSpec
 from ..api.status import (
     CreateAttemptStatus,
@@ -152,16 +153,9 @@ class Publisher:
         await self._keep_policy(work, "Orphan")
 
     def _taken_over(self, work: Work, claimed: IdClaim) -> None:
-        old = claimed.taken_from
-        if old is None:
-            return
-        work.event(
-            "Normal",
-            "ClaimTakenOver",
-            f"Renku environment {claimed.renku_id} was owned by an earlier GlobalEnvironment "
-            f"{old.namespace}/{old.name} (uid {old.uid}), deleted without its clean-up: this "
-            "object owns it now, and publishes to it.",
-        )
+        if claimed.taken_from is not None:
+            message = taken_over_message(claimed, claimed.taken_from)
+            work.event("Normal", "ClaimTakenOver", f"{message[:-1]}, and publishes to it.")
 
     def _back_off(self, work: Work) -> None:
         work.memo.retry_at = time.monotonic() + self.settings.retry_backoff_seconds
@@ -578,6 +572,15 @@ def effective_policy(
     if chosen == "Delete" and not settings.is_trusted(namespace):
         return "Archive"
     return chosen
+
+
+def taken_over_message(claimed: IdClaim, old: ClaimOwner) -> str:
+    """The ClaimTakenOver Event: whose environment this object got, and why."""
+    return (
+        f"Renku environment {claimed.renku_id} was owned by an earlier GlobalEnvironment "
+        f"{old.namespace}/{old.name} (uid {old.uid}), deleted without its clean-up: this "
+        "object owns it now."
+    )
 
 
 def not_applied(exc: RenkuError) -> bool:
