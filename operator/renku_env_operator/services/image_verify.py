@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..api.spec import GlobalEnvironmentSpec
 from ..api.status import ImageFinding, ImageStatus
@@ -29,6 +29,7 @@ from ..domain.payload import RENKU_DEFAULTS
 from .objects import ObjectState
 
 NodeArchitectures = Callable[[], Awaitable[Collection[str]]]
+T = TypeVar("T")
 MAX_UPDATES_LISTED = 10
 UPDATES_CHECK = "Updates"
 """The check name of findings about the tag listing behind update reports."""
@@ -173,20 +174,13 @@ class ImageVerifier:
         publishing, but a refused one is said (a Warning), as it names a rule to know."""
         if ref.tag is None or not images.is_semver_tag(ref.tag):
             return [], None
-        allowed = spec.image_policy.update_range if spec.image_policy else None
-        try:
-            async with asyncio.timeout_at(deadline):
-                tags = await self.registry.list_tags(ref)
-            return images.newer_versions(ref.tag, tags, allowed), None
-        except TimeoutError:
-            message = _deadline_message(ref, self.settings.registry_check_deadline_seconds)
-            return [], _update_warning("RegistryDeadlineExceeded", f"{message}; {_NO_UPDATES}")
-        except RegistryNotAllowedError as exc:
-            return [], _update_warning("RegistryNotAllowed", f"{exc}; {_NO_UPDATES}")
-        except RegistryResponseTooLargeError as exc:
-            return [], _update_warning("RegistryResponseTooLarge", f"{exc}; {_NO_UPDATES}")
-        except (RegistryError, images.InvalidVersionRange):
-            return [], None
+        tag, allowed = ref.tag, spec.image_policy.update_range if spec.image_policy else None
+
+        async def newer() -> list[str]:
+            return images.newer_versions(tag, await self.registry.list_tags(ref), allowed)
+
+        found, refused = await self._advisory(ref, newer(), deadline, _NO_UPDATES)
+        return found or [], refused
 
     async def _candidate_digest(
         self, spec: GlobalEnvironmentSpec, ref: ImageReference, updates: list[str], deadline: float
@@ -196,19 +190,30 @@ class ImageVerifier:
         if not updates or spec.image_policy is None or not spec.image_policy.test_updates:
             return None, None
         candidate = ref.with_tag(updates[0])
+
+        async def digest() -> str:
+            return (await self.registry.inspect(candidate)).digest
+
+        return await self._advisory(candidate, digest(), deadline, _NOT_TESTED)
+
+    async def _advisory(
+        self, ref: ImageReference, asked: Awaitable[T], deadline: float, consequence: str
+    ) -> tuple[T | None, Finding | None]:
+        """An advisory look-up within the check's deadline: None when it failed, with a
+        Warning when the failure names a rule or a bound to know (`consequence` says what is
+        missing then); other failures are retried at the next check, silently."""
         try:
             async with asyncio.timeout_at(deadline):
-                facts = await self.registry.inspect(candidate)
-            return facts.digest, None
+                return await asked, None
         except TimeoutError:
-            message = _deadline_message(candidate, self.settings.registry_check_deadline_seconds)
-            return None, _update_warning("RegistryDeadlineExceeded", f"{message}; {_NOT_TESTED}")
+            message = _deadline_message(ref, self.settings.registry_check_deadline_seconds)
+            return None, _update_warning("RegistryDeadlineExceeded", f"{message}; {consequence}")
         except RegistryNotAllowedError as exc:
-            return None, _update_warning("RegistryNotAllowed", f"{exc}; {_NOT_TESTED}")
+            return None, _update_warning("RegistryNotAllowed", f"{exc}; {consequence}")
         except RegistryResponseTooLargeError as exc:
-            return None, _update_warning("RegistryResponseTooLarge", f"{exc}; {_NOT_TESTED}")
-        except RegistryError:
-            return None, None  # retried at the next check; the update is still reported
+            return None, _update_warning("RegistryResponseTooLarge", f"{exc}; {consequence}")
+        except (RegistryError, images.InvalidVersionRange):
+            return None, None
 
 
 _NO_UPDATES = "newer versions are not reported"
